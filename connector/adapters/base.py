@@ -1,0 +1,149 @@
+"""The adapter contract: what every CRM target implements, and nothing more.
+
+The delivery runner hands an adapter a batch of membership changes for one target and
+gets back one outcome per change. The runner owns retries, leases, dead letters and
+state; an adapter only talks to its CRM. It never needs to know about Plain, the store
+or other targets, so a new CRM is one module that subclasses :class:`Adapter` and
+registers under the ``plain_crm_sync.adapters`` entry point group.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+Action = Literal["add", "remove"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One membership change to apply at one target.
+
+    ``options`` are the mapping's options for this target (``{"list": "123"}``,
+    ``{"tag": "Enterprise"}``), already validated by :meth:`Adapter.validate_options`.
+    ``key`` identifies the change within a batch; adapters just carry it around.
+    """
+
+    key: str
+    action: Action
+    customer_id: str
+    email: str | None
+    group_id: str
+    group_key: str | None
+    event_id: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    external_id: str | None = None
+    full_name: str | None = None
+    group_name: str | None = None
+    event_time: str | None = None
+
+
+OutcomeKind = Literal["done", "retry", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one change.
+
+    - ``done``: the CRM confirmed it (or it was already so: adapters are idempotent).
+    - ``retry``: transient; try again after ``retry_after`` seconds (``None``: runner's backoff).
+    - ``failed``: permanent; goes to dead letters with ``reason`` for an operator.
+    - ``skipped``: nothing to do in this CRM, e.g. the contact does not exist there and
+      creation is off. Final, but reported in ``status`` with ``reason``.
+    """
+
+    kind: OutcomeKind
+    reason: str | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def done(cls) -> Outcome:
+        return _DONE
+
+    @classmethod
+    def retry(cls, reason: str, after: float | None = None) -> Outcome:
+        return cls("retry", reason, after)
+
+    @classmethod
+    def failed(cls, reason: str) -> Outcome:
+        return cls("failed", reason)
+
+    @classmethod
+    def skipped(cls, reason: str) -> Outcome:
+        return cls("skipped", reason)
+
+
+_DONE = Outcome("done")
+
+
+class TargetConfig(BaseModel):
+    """Base for an adapter's target config (the ``targets.<name>`` block).
+
+    Subclasses add their fields; unknown keys are refused so a typo in the config is an
+    error at ``check`` time, not a silent default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+
+
+class OptionsError(ValueError):
+    """A mapping's options for a target are wrong; the message is for the operator."""
+
+
+class Adapter(abc.ABC):
+    """Base class for a CRM target.
+
+    Lifecycle: constructed once per configured target with its validated config,
+    :meth:`start` before the first batch, :meth:`close` at shutdown. :meth:`apply` may be
+    called concurrently for different batches only if ``max_concurrency`` > 1.
+    """
+
+    #: the ``type:`` name operators write in ``targets:``
+    type_name: ClassVar[str]
+    #: the pydantic model of this target's config block
+    config_model: ClassVar[type[TargetConfig]] = TargetConfig
+    #: the largest batch the runner hands to :meth:`apply`
+    max_batch: ClassVar[int] = 100
+    #: how many batches the runner may have in flight at once for one target
+    max_concurrency: ClassVar[int] = 1
+
+    def __init__(self, name: str, config: TargetConfig) -> None:
+        self.name = name
+        self.config = config
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a mapping's options for this target; raise :class:`OptionsError`.
+
+        Returns the normalised options. The default accepts none, so that a mapping
+        naming an option this adapter does not know is an error, not ignored.
+        """
+        if options:
+            raise OptionsError(f"unknown option(s) {', '.join(sorted(options))}")
+        return {}
+
+    async def start(self) -> None:
+        """Open connections, caches. Called once before the first :meth:`apply`."""
+
+    async def close(self) -> None:
+        """Release what :meth:`start` opened."""
+
+    async def check_online(self) -> list[str]:
+        """Problems an operator should fix before the first event (bad token, missing list).
+
+        Returns human-readable problems; empty means fine. May call the CRM read-only.
+        """
+        return []
+
+    @abc.abstractmethod
+    async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
+        """Apply a batch; return one :class:`Outcome` per change, in the same order.
+
+        Must be idempotent: the runner re-sends whatever it did not see confirmed.
+        Should not raise for CRM errors (return outcomes instead); an exception is
+        treated as a transient failure of the whole batch.
+        """

@@ -1,0 +1,45 @@
+"""Durable state behind one interface; pick the implementation from the store URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connector.store.base import (
+    AcceptResult,
+    DeadLetter,
+    Finished,
+    Route,
+    StatusReport,
+    Store,
+    StoreUnavailable,
+    WorkItem,
+)
+
+__all__ = [
+    "AcceptResult", "DeadLetter", "Finished", "Route", "StatusReport", "Store", "StoreUnavailable",
+    "WorkItem", "open_store", "StoreURLError",
+]  # fmt: skip
+
+
+class StoreURLError(ValueError):
+    pass
+
+
+def sqlite_path(url: str, base_dir: Path) -> Path:
+    """``sqlite:///rel.db`` is relative to ``base_dir``; ``sqlite:////abs.db`` is absolute."""
+    rest = url[len("sqlite:///") :]
+    if not rest:
+        raise StoreURLError(f"store url {url!r} names no file")
+    path = Path(rest)
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def open_store(url: str, base_dir: Path) -> Store:
+    """The store for ``url`` (not yet opened)."""
+    if url.startswith("sqlite:///"):
+        from connector.store.sqlite import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url, base_dir))
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StoreURLError("the PostgreSQL store is not built yet (DESIGN.md §5, scale-out); use sqlite:///")
+    raise StoreURLError(f"unsupported store url {url.split(':', 1)[0]!r}: expected sqlite:/// or postgresql://")

@@ -1,0 +1,143 @@
+"""The HTTP surface: Plain's webhook endpoint, health, readiness and metrics.
+
+The webhook path is kept short on purpose (DESIGN.md §5): check, verify, parse once,
+one group-committed store call, answer. A 2xx means "durably stored", never "delivered".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as HttpRoute
+
+from connector.plain.changes import UnprocessableEvent, parse_event
+from connector.plain.signature import is_fresh, verify
+from connector.store.base import Route, StoreUnavailable
+
+if TYPE_CHECKING:
+    from connector.service import Service
+
+log = logging.getLogger("connector.receiver")
+
+_JSON_TYPES = ("application/json",)
+
+
+def _answer(status: int, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"status": message, **extra}, status_code=status)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(service: "Service") -> Starlette:
+    plain = service.config.plain
+    secret = plain.signing_secret.get_secret_value()
+    metrics = service.metrics
+
+    async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _receive(request)
+        metrics.receive_seconds.observe(time.perf_counter() - started)
+        return response
+
+    async def _receive(request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media not in _JSON_TYPES:
+            metrics.webhooks.labels("unsupported_media_type").inc()
+            return _answer(415, "unsupported media type", expected="application/json")
+        try:
+            body = await _read_body(request, plain.max_body_bytes)
+        except _TooLarge:
+            metrics.webhooks.labels("too_large").inc()
+            return _answer(413, "body too large", limit_bytes=plain.max_body_bytes)
+        except ClientDisconnect:
+            metrics.webhooks.labels("client_disconnect").inc()
+            return _answer(400, "client disconnected")
+        if not verify(body, request.headers.get("plain-request-signature"), secret):
+            metrics.webhooks.labels("bad_signature").inc()
+            return _answer(401, "invalid signature")
+        now = datetime.now(timezone.utc)
+        try:
+            event = parse_event(body)
+        except UnprocessableEvent as exc:
+            if exc.attempt_time is not None and not is_fresh(exc.attempt_time, now, plain.replay_tolerance_seconds):
+                metrics.webhooks.labels("stale").inc()
+                return _answer(401, "attempt timestamp outside the replay window")
+            return await _keep_unprocessable(body, exc)
+        if not is_fresh(event.attempt_time, now, plain.replay_tolerance_seconds):
+            metrics.webhooks.labels("stale").inc()
+            return _answer(401, "attempt timestamp outside the replay window")
+        mappings = service.mappings.current
+        routes = [
+            [Route(d.target, d.key) for d in mappings.destinations(c.group.id, c.group.key)] for c in event.changes
+        ]
+        try:
+            result = await service.store.accept(event, routes)
+        except StoreUnavailable as exc:
+            log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
+            metrics.webhooks.labels("store_unavailable").inc()
+            return _answer(503, "store unavailable")
+        metrics.webhooks.labels(result.status).inc()
+        metrics.events.labels(event.event_type, event.kind if result.status != "duplicate" else "duplicate").inc()
+        if result.work_created:
+            service.wake({r.target for rs in routes for r in rs})
+        return _answer(200, result.status, event_id=event.event_id, changes=len(event.changes))
+
+    async def _keep_unprocessable(body: bytes, exc: UnprocessableEvent) -> Response:
+        try:
+            result = await service.store.accept_unprocessable(body, exc.reason, exc.event_id, exc.event_type)
+        except StoreUnavailable as err:
+            log.error("cannot store an unprocessable event, answering 503: %s", err)
+            metrics.webhooks.labels("store_unavailable").inc()
+            return _answer(503, "store unavailable")
+        log.warning("kept unprocessable event %s (%s): %s", exc.event_id, exc.event_type, exc.reason)
+        metrics.webhooks.labels(result.status).inc()
+        return _answer(200, result.status, reason=exc.reason)
+
+    async def healthz(request: Request) -> Response:
+        return _answer(200, "ok")
+
+    async def readyz(request: Request) -> Response:
+        store_ok = await service.store.ping()
+        body = {
+            "store": "ok" if store_ok else "unreachable",
+            "mappings": "loaded",
+            "mapping_groups": len(service.mappings.current.by_group),
+            "mapping_error": service.mappings.last_error,
+        }
+        return JSONResponse({"status": "ready" if store_ok else "not ready", **body}, status_code=200 if store_ok else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        await service.refresh_gauges()
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            HttpRoute("/webhooks/plain", webhook, methods=["POST"]),
+            HttpRoute("/healthz", healthz, methods=["GET"]),
+            HttpRoute("/readyz", readyz, methods=["GET"]),
+            HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
+        ]
+    )

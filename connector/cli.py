@@ -1,0 +1,215 @@
+"""Command line: ``plain-crm-sync <command> --config FILE`` (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+from connector.config import Config, YamlError, load_config
+from connector.store import StoreURLError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    """Run on uvloop where installed: the receive path's throughput depends on it."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)  # type: ignore[arg-type]
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from connector.logs import setup_logging
+    from connector.service import Service
+
+    config = _load(args)
+    setup_logging(args.log_json or config.logging.json_format, config.logging.level, config.secrets())
+
+    async def main() -> None:
+        await Service(config).run()
+
+    _run(main())
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from connector.mappings import load_mappings
+
+    config = _load(args)
+    mappings = load_mappings(config)
+    destinations = sum(len(d) for d in mappings.by_group.values())
+    print(
+        f"ok: {len(config.targets)} target(s), {len(mappings.by_group)} group(s) mapped to "
+        f"{destinations} destination(s) from {len(mappings.files)} file(s)"
+    )
+    if not args.online:
+        return EXIT_OK
+    problems = _run(_check_online(config))
+    for target, problem in problems:
+        print(f"{config.path}: target {target!r}: {problem}", file=sys.stderr)
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+async def _check_online(config: Config) -> list[tuple[str, str]]:
+    problems = []
+    for name, target in config.targets.items():
+        adapter = target.create()
+        await adapter.start()
+        try:
+            problems.extend((name, p) for p in await adapter.check_online())
+        finally:
+            await adapter.close()
+    return problems
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from connector.mappings import load_mappings
+    from connector.plain.changes import UnprocessableEvent, parse_event
+
+    config = _load(args)
+    mappings = load_mappings(config)
+    try:
+        event = parse_event(Path(args.event).read_bytes())
+    except UnprocessableEvent as exc:
+        print(f"{args.event}: not an event we understand: {exc.reason}", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"{args.event}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"event {event.event_id} ({event.event_type}) at {event.event_time}: {len(event.changes)} change(s)")
+    operations = 0
+    for change in event.changes:
+        action = "add" if change.added else "remove"
+        group = change.group.key or change.group.id
+        dests = mappings.destinations(change.group.id, change.group.key)
+        if not dests:
+            print(f"  {action} {change.customer.id} <{change.customer.email}> group {group}: no mapping, nothing to do")
+        for dest in dests:
+            operations += 1
+            opts = ", ".join(f"{k}={v}" for k, v in dest.options.items()) or "-"
+            print(f"  {dest.target}: {action} {change.customer.email or change.customer.id} ({opts}) for group {group}")
+    print(f"{operations} operation(s); nothing was called")
+    return EXIT_OK
+
+
+def _with_store(args: argparse.Namespace, use: Callable[[Any], Awaitable[int]]) -> int:
+    from connector.store import open_store
+
+    config = _load(args)
+
+    async def main() -> int:
+        store = open_store(config.store_url, config.base_dir)
+        await store.open()
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return _run(main())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from connector.status_view import render_status
+
+    async def use(store: Any) -> int:
+        report = await store.status()
+        print(json.dumps(asdict(report), indent=2) if args.json else render_status(report))
+        return EXIT_OK
+
+    return _with_store(args, use)
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from connector.status_view import render_dead_letters
+
+    async def use(store: Any) -> int:
+        if args.action == "list":
+            letters = await store.dead_letters(args.target, args.limit)
+            print(json.dumps([asdict(d) for d in letters], indent=2) if args.json else render_dead_letters(letters))
+            return EXIT_OK
+        ids = args.id or None
+        if ids is None and args.target is None and not args.all:
+            print("replay what? give --id N (repeatable), --target NAME or --all", file=sys.stderr)
+            return EXIT_USAGE
+        count = await store.replay_dead_letters(ids, args.target)
+        print(f"re-queued {count} change(s)")
+        return EXIT_OK
+
+    return _with_store(args, use)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Sign an event file with the configured secret and POST it, as Plain would."""
+    import httpx
+
+    from connector.testing.plain import signed_request, with_fresh_attempt
+
+    config = _load(args)
+    try:
+        event = json.loads(Path(args.event).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"{args.event}: cannot read a JSON event: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    body, headers = signed_request(with_fresh_attempt(event), config.plain.signing_secret.get_secret_value())
+    url = args.url or f"http://{config.server.host}:{config.server.port}/webhooks/plain"
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        print(f"cannot reach {url}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{response.status_code} {response.text}")
+    return EXIT_OK if response.is_success else EXIT_INVALID
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plain-crm-sync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--config", required=True, help="path to the config YAML")
+        p.set_defaults(func=func)
+        return p
+
+    command("serve", cmd_serve, "run the receiver and the delivery workers").add_argument(
+        "--log-json", action="store_true", help="JSON log lines"
+    )
+    command("check", cmd_check, "validate config and mappings").add_argument(
+        "--online", action="store_true", help="also ask each CRM whether token, lists and tags work"
+    )
+    command("plan", cmd_plan, "print what an event would do; calls nothing").add_argument("event")
+    command("status", cmd_status, "backlog, per-target health, dead letters").add_argument("--json", action="store_true")
+    dl = command("dead-letters", cmd_dead_letters, "list or replay permanent failures")
+    dl.add_argument("action", choices=["list", "replay"])
+    dl.add_argument("--target")
+    dl.add_argument("--id", type=int, action="append", help="dead letter id (repeatable)")
+    dl.add_argument("--all", action="store_true", help="replay every dead letter")
+    dl.add_argument("--limit", type=int, default=100)
+    dl.add_argument("--json", action="store_true")
+    send = command("send", cmd_send, "sign an event JSON file and POST it to the running service")
+    send.add_argument("event")
+    send.add_argument("--url", help="default: the configured server address")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (YamlError, StoreURLError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,140 @@
+"""The service config file (DESIGN.md §3): parsed, env-expanded, validated with file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from connector import yamlfile
+from connector.adapters import Adapter, TargetConfig, adapter_class
+from connector.adapters import UnknownTargetType  # noqa: F401  (re-exported for callers)
+from connector.yamlfile import Located, YamlError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlainSection(_Section):
+    signing_secret: SecretStr = Field(min_length=1)
+    replay_tolerance_seconds: float = Field(300, gt=0)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+
+
+class ServerSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class StoreSection(_Section):
+    url: str = "sqlite:///data/connector.db"
+
+
+class DeliverySection(_Section):
+    """How the runner retries; defaults spread about 20 attempts over roughly a day."""
+
+    max_attempts: int = Field(20, ge=1)
+    backoff_base_seconds: float = Field(2.0, gt=0)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+    lease_seconds: float = Field(120.0, gt=0)
+    poll_interval_seconds: float = Field(0.5, gt=0)
+
+
+class LoggingSection(_Section):
+    json_format: bool = Field(False, alias="json")
+    level: str = "INFO"
+
+
+class _ConfigModel(_Section):
+    plain: PlainSection
+    server: ServerSection = ServerSection()
+    store: StoreSection = StoreSection()
+    mappings: str = "mappings/"
+    targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    delivery: DeliverySection = DeliverySection()
+    logging: LoggingSection = LoggingSection()
+
+
+class Target:
+    """A configured target: its name, adapter class and validated config."""
+
+    def __init__(self, name: str, cls: type[Adapter], config: TargetConfig) -> None:
+        self.name = name
+        self.adapter_class = cls
+        self.config = config
+
+    def create(self) -> Adapter:
+        return self.adapter_class(self.name, self.config)
+
+
+class Config:
+    """The loaded config. Paths are already resolved against the config file's folder."""
+
+    def __init__(self, path: Path, model: _ConfigModel, targets: dict[str, Target]) -> None:
+        self.path = path
+        self.base_dir = path.parent
+        self.plain = model.plain
+        self.server = model.server
+        self.store_url = model.store.url
+        self.mappings_path = (self.base_dir / model.mappings).resolve()
+        self.targets = targets
+        self.delivery = model.delivery
+        self.logging = model.logging
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the config, so logs and errors can scrub them."""
+        found = [self.plain.signing_secret.get_secret_value()]
+        for target in self.targets.values():
+            for _name, value in target.config:
+                if isinstance(value, SecretStr):
+                    found.append(value.get_secret_value())
+        return [s for s in found if s]
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a config file; raise :class:`YamlError` with file:line."""
+    path = Path(path).resolve()
+
+    raw = yamlfile.load(path, lambda value, _loc: yamlfile.expand_env(value))
+    if not isinstance(raw.data, dict):
+        raise raw.error((), "the config must be a mapping with at least a 'plain:' section")
+    try:
+        model = _ConfigModel.model_validate(raw.data)
+    except ValidationError as exc:
+        raise _first_error(raw, exc, ()) from None
+    targets = {name: _load_target(raw, name, block) for name, block in model.targets.items()}
+    return Config(path, model, targets)
+
+
+def _load_target(raw: Located, name: str, block: dict[str, Any]) -> Target:
+    loc = ("targets", name)
+    type_name = block.get("type") if isinstance(block, dict) else None
+    if not isinstance(type_name, str):
+        raise raw.error(loc, f"target {name!r} needs a 'type:'")
+    try:
+        cls = adapter_class(type_name)
+    except LookupError as exc:
+        raise raw.error(loc + ("type",), str(exc)) from None
+    base_dir = raw.path.parent
+    block = dict(block)
+    if "path" in block and isinstance(block["path"], str):
+        block["path"] = str((base_dir / block["path"]).resolve())
+    try:
+        config = cls.config_model.model_validate(block)
+    except ValidationError as exc:
+        raise _first_error(raw, exc, loc) from None
+    return Target(name, cls, config)
+
+
+def _first_error(raw: Located, exc: ValidationError, prefix: yamlfile.Loc) -> YamlError:
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    field = ".".join(str(p) for p in loc) or "config"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    # pydantic echoes the input for some errors; never for secrets, so only its message.
+    return raw.error(loc, f"{field}: {err['msg']}{more}")
+
+
+__all__ = ["Config", "Target", "load_config", "YamlError"]

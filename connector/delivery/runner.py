@@ -1,0 +1,133 @@
+"""Delivery workers: claim due work per target, hand it to the adapter, record outcomes.
+
+The runner knows nothing about any CRM. Per target it runs ``adapter.max_concurrency``
+loops; each claims a leased batch, so several loops, or several service replicas on a
+shared store, never send the same change at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Sequence
+
+from connector.adapters.base import Adapter, Outcome
+from connector.config import DeliverySection
+from connector.delivery.backoff import backoff_seconds, vendor_delay
+from connector.metrics import Metrics
+from connector.redact import mask_email
+from connector.store.base import Finished, Store, WorkItem
+
+log = logging.getLogger("connector.delivery")
+
+
+class TargetRunner:
+    """The delivery loops of one target."""
+
+    def __init__(
+        self, store: Store, adapter: Adapter, settings: DeliverySection, metrics: Metrics, owner: str | None = None
+    ) -> None:
+        self.store = store
+        self.adapter = adapter
+        self.settings = settings
+        self.metrics = metrics
+        self.owner = owner or f"{adapter.name}:{uuid.uuid4().hex[:12]}"
+        self.wake = asyncio.Event()
+        self._in_flight: dict[int, list[WorkItem]] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        loops = [asyncio.create_task(self._loop(i, stopping)) for i in range(max(1, self.adapter.max_concurrency))]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._release_in_flight()
+
+    async def _loop(self, index: int, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                items = await self.store.claim(
+                    self.adapter.name, self.adapter.max_batch, self.owner, self.settings.lease_seconds
+                )
+            except Exception as exc:  # the store being down must not kill delivery for good
+                log.error("target %s: cannot claim work: %s", self.adapter.name, exc)
+                items = []
+            if items:
+                self._in_flight[index] = items
+                await self.deliver(items)
+                self._in_flight.pop(index, None)
+                continue
+            await self._idle(stopping)
+
+    async def _idle(self, stopping: asyncio.Event) -> None:
+        """Sleep until new work is signalled, the next retry is due, or the poll interval."""
+        timeout = self.settings.poll_interval_seconds
+        try:
+            due = await self.store.next_due(self.adapter.name)
+        except Exception:
+            due = None
+        if due is not None:
+            timeout = min(timeout * 10, max(0.0, due - time.time()))
+        self.wake.clear()
+        waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stopping.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=max(timeout, 0.01), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def deliver(self, items: Sequence[WorkItem]) -> None:
+        """Apply one claimed batch and write its outcomes back."""
+        name = self.adapter.name
+        started = time.perf_counter()
+        try:
+            outcomes = await self.adapter.apply([item.to_change() for item in items])
+            if len(outcomes) != len(items):
+                raise RuntimeError(f"adapter returned {len(outcomes)} outcomes for {len(items)} changes")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("target %s: adapter raised; the batch will be retried", name)
+            outcomes = [Outcome.retry(f"adapter error: {type(exc).__name__}: {exc}")] * len(items)
+        self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+        finished = [self._decide(item, outcome) for item, outcome in zip(items, outcomes)]
+        await self.store.finish(finished)
+
+    def _decide(self, item: WorkItem, outcome: Outcome) -> Finished:
+        name = self.adapter.name
+        kind = outcome.kind
+        reason = outcome.reason
+        due_at = None
+        if kind == "retry":
+            if item.attempts + 1 >= self.settings.max_attempts:
+                kind, reason = "failed", f"gave up after {item.attempts + 1} attempts: {reason}"
+            else:
+                delay = (
+                    vendor_delay(outcome.retry_after)
+                    if outcome.retry_after is not None
+                    else backoff_seconds(item.attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds)
+                )
+                due_at = time.time() + delay
+        self.metrics.changes.labels(name, kind).inc()
+        action = "add" if item.desired else "remove"
+        if kind == "failed":
+            reason = f"target {name!r}, {action} {item.group_key or item.group_id} {item.dest}: {reason}"
+            log.warning("dead letter: %s (customer %s %s)", reason, item.customer_id, mask_email(item.email))
+            return Finished(item, "dead", reason)
+        if kind == "retry":
+            log.info("target %s: retry %s %s in %.1fs: %s", name, action, item.customer_id, due_at - time.time(), reason)
+            return Finished(item, "retry", reason, due_at)
+        return Finished(item, kind, reason)
+
+    async def _release_in_flight(self) -> None:
+        pending = [item for items in self._in_flight.values() for item in items]
+        self._in_flight.clear()
+        if pending:
+            try:
+                await self.store.release(pending)
+            except Exception as exc:  # leases expire anyway; nothing is lost
+                log.warning("target %s: could not release %d in-flight item(s): %s", self.adapter.name, len(pending), exc)

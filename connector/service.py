@@ -1,0 +1,134 @@
+"""One running service: receiver, delivery runners, mapping reloads and the lifecycle.
+
+SIGTERM / Ctrl-C: stop accepting, let in-flight batches finish (or release them), exit 0
+within 10 s. SIGHUP: reload mappings. A crash loses nothing: accepted events are on disk
+before the 2xx, and claimed work comes back when its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Iterable, Iterator
+
+import uvicorn
+
+from connector.adapters.base import Adapter
+from connector.config import Config
+from connector.delivery.runner import TargetRunner
+from connector.mappings import MappingWatcher, load_mappings
+from connector.metrics import Metrics
+from connector.store import Store, open_store
+
+log = logging.getLogger("connector.service")
+
+#: how long shutdown waits for in-flight batches before releasing them
+DRAIN_SECONDS = 6.0
+MAPPING_POLL_SECONDS = 1.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: the service owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Service:
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = store or open_store(config.store_url, config.base_dir)
+        self.mappings = MappingWatcher(config, load_mappings(config))
+        self.adapters: dict[str, Adapter] = {name: t.create() for name, t in config.targets.items()}
+        self.runners = {
+            name: TargetRunner(self.store, adapter, config.delivery, self.metrics)
+            for name, adapter in self.adapters.items()
+        }
+        self.stopping = asyncio.Event()
+
+    def wake(self, targets: Iterable[str]) -> None:
+        """New work for these targets: wake their idle runners now rather than at next poll."""
+        for name in targets:
+            runner = self.runners.get(name)
+            if runner is not None:
+                runner.wake.set()
+
+    def reload_mappings(self) -> bool:
+        ok = self.mappings.reload()
+        if not ok:
+            self.metrics.mapping_reload_errors.inc()
+        return ok
+
+    async def refresh_gauges(self) -> None:
+        try:
+            report = await self.store.status()
+        except Exception:
+            return
+        for name in self.adapters:
+            info = report.targets.get(name, {})
+            self.metrics.backlog.labels(name).set(info.get("backlog", 0))
+            self.metrics.dead_letters.labels(name).set(info.get("dead_letters", 0))
+
+    async def _watch_mappings(self) -> None:
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), MAPPING_POLL_SECONDS)
+            if not self.stopping.is_set() and self.mappings.changed():
+                self.reload_mappings()
+
+    def _install_signals(self, server: uvicorn.Server) -> None:
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            log.info("shutting down: no new webhooks, finishing in-flight work")
+            server.should_exit = True
+            self.stopping.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_mappings)
+
+    async def run(self) -> None:
+        """Serve until a stop signal; return normally after a clean shutdown."""
+        from connector.app import create_app
+
+        await self.store.open()
+        for adapter in self.adapters.values():
+            await adapter.start()
+        server = _Server(
+            uvicorn.Config(
+                create_app(self),
+                host=self.config.server.host,
+                port=self.config.server.port,
+                log_config=None,
+                access_log=False,
+                loop="none",
+                http="auto",
+                timeout_graceful_shutdown=3,
+                lifespan="off",
+            )
+        )
+        self._install_signals(server)
+        delivery = [asyncio.create_task(r.run(self.stopping), name=f"deliver:{n}") for n, r in self.runners.items()]
+        watcher = asyncio.create_task(self._watch_mappings(), name="mappings")
+        try:
+            await server.serve()
+        finally:
+            self.stopping.set()
+            await self._drain(delivery + [watcher])
+            for adapter in self.adapters.values():
+                with contextlib.suppress(Exception):
+                    await adapter.close()
+            await self.store.close()
+            log.info("stopped")
+
+    async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
+        done, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)

@@ -1,0 +1,177 @@
+"""The store interface: what the receiver, the runner and the CLI need from durable state.
+
+SQLite implements it today; a PostgreSQL store with ``SKIP LOCKED`` leases will implement
+the same methods, so nothing here may assume one process owns the data: work is claimed
+with a lease, and a finished item is only written back by the owner of its lease.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+from connector.adapters.base import Change
+from connector.plain.changes import ParsedEvent
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot write now; the receiver answers 503 so Plain retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one membership change must go: a target and its destination key (options JSON)."""
+
+    target: str
+    dest: str
+
+
+AcceptStatus = Literal["stored", "duplicate", "ignored", "unprocessable"]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    status: AcceptStatus
+    #: membership changes that moved desired state (stale ones do not count)
+    applied_changes: int = 0
+    #: changes older than what the store already knows, and so without effect
+    stale_changes: int = 0
+    #: outbox rows created or updated
+    work_created: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A unit of claimed work: bring one (customer, group) to ``desired`` at one destination."""
+
+    id: int
+    version: int
+    target: str
+    dest: str
+    customer_id: str
+    group_id: str
+    desired: bool
+    attempts: int
+    lease_owner: str
+    email: str | None = None
+    external_id: str | None = None
+    full_name: str | None = None
+    group_key: str | None = None
+    group_name: str | None = None
+    event_id: str = ""
+    event_time: str | None = None
+
+    def to_change(self) -> Change:
+        return Change(
+            key=str(self.id),
+            action="add" if self.desired else "remove",
+            customer_id=self.customer_id,
+            email=self.email,
+            group_id=self.group_id,
+            group_key=self.group_key,
+            event_id=self.event_id,
+            options=json.loads(self.dest),
+            external_id=self.external_id,
+            full_name=self.full_name,
+            group_name=self.group_name,
+            event_time=self.event_time,
+        )
+
+
+FinishKind = Literal["done", "skipped", "retry", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What the runner decided for a claimed item."""
+
+    item: WorkItem
+    kind: FinishKind
+    reason: str | None = None
+    #: for ``retry``: when (epoch seconds) the item is due again
+    due_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    target: str
+    dest: str
+    customer_id: str
+    group_id: str
+    group_key: str | None
+    email: str | None
+    action: str
+    event_id: str
+    attempts: int
+    reason: str
+    failed_at: float
+
+
+@dataclass
+class StatusReport:
+    """Everything ``status`` shows; plain data so it renders as text or JSON."""
+
+    inbox: dict[str, int] = field(default_factory=dict)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unprocessable: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store(abc.ABC):
+    """Durable state. All methods are coroutine-safe; writes are transactional."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True if the store answers (readiness)."""
+
+    @abc.abstractmethod
+    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+        """Record an event, move desired state, create work; committed before returning.
+
+        ``routes[i]`` are the destinations of ``event.changes[i]`` under the mappings live
+        when the event arrived. Raises :class:`StoreUnavailable` if it cannot commit.
+        """
+
+    @abc.abstractmethod
+    async def accept_unprocessable(
+        self, body: bytes, reason: str, event_id: str | None, event_type: str | None
+    ) -> AcceptResult:
+        """Keep a signed body we could not understand, raw, for an operator to look at."""
+
+    @abc.abstractmethod
+    async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
+        """Lease up to ``limit`` due items of ``target`` for ``owner``."""
+
+    @abc.abstractmethod
+    async def finish(self, results: Sequence[Finished]) -> None:
+        """Write back outcomes of claimed items (only where the lease is still ours)."""
+
+    @abc.abstractmethod
+    async def release(self, items: Sequence[WorkItem]) -> None:
+        """Give claimed items back unchanged (shutdown), due at once."""
+
+    @abc.abstractmethod
+    async def next_due(self, target: str) -> float | None:
+        """Epoch seconds of the earliest unleased item of ``target``, or None."""
+
+    @abc.abstractmethod
+    async def status(self) -> StatusReport: ...
+
+    @abc.abstractmethod
+    async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
+        """Re-queue dead letters (all, by id, or by target) against current desired state.
+
+        Returns how many became work again; a letter whose change is no longer wanted is
+        simply removed.
+        """

@@ -12,6 +12,7 @@ in the before-set: Plain's sets are snapshots, not deltas.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Sequence
@@ -20,6 +21,12 @@ import orjson
 from pydantic import ValidationError
 
 from connector.plain import events as ev
+
+# Best-effort fields come from a body that failed validation: keep them only when they are
+# as safe to store and log as a validated id.
+_TOKEN = re.compile(ev.ID_PATTERN)
+_JSON_NAMES = {list: "array", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
 
 __all__ = [
     "CustomerInfo",
@@ -103,7 +110,8 @@ def parse_event(body: bytes) -> ParsedEvent:
     except Exception as exc:  # JSONDecodeError, or a non-bytes argument
         raise UnprocessableEvent(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise UnprocessableEvent(f"body is a JSON {type(data).__name__}, not an object")
+        kind = _JSON_NAMES.get(type(data), type(data).__name__)
+        raise UnprocessableEvent(f"body is a JSON {kind}, not an object")
     try:
         return _parse(data)
     except UnprocessableEvent as exc:
@@ -153,6 +161,8 @@ def _parse(data: dict[str, Any]) -> ParsedEvent:
     event_type = _raw_event_type(data)
     if event_type is None:
         raise UnprocessableEvent("no event type: neither `type` nor `payload.eventType`")
+    if not _TOKEN.fullmatch(event_type):
+        raise UnprocessableEvent("event type is not a printable token of at most 256 chars")
     model = ev.model_for(event_type, data.get("payload"))
     try:
         env = model.model_validate(data)
@@ -287,10 +297,11 @@ def _with_best_effort(exc: UnprocessableEvent, data: dict[str, Any]) -> Unproces
     """Fill what can still be read from the raw object; never raises."""
     try:
         raw_id = data.get("id")
-        if exc.event_id is None and isinstance(raw_id, str) and 0 < len(raw_id) <= 256:
+        if exc.event_id is None and isinstance(raw_id, str) and _TOKEN.fullmatch(raw_id):
             exc.event_id = raw_id
-        if exc.event_type is None:
-            exc.event_type = _raw_event_type(data)
+        raw_type = _raw_event_type(data)
+        if exc.event_type is None and raw_type is not None and _TOKEN.fullmatch(raw_type):
+            exc.event_type = raw_type
         if exc.attempt_time is None:
             exc.attempt_time = _raw_attempt_time(data)
     except Exception:  # pragma: no cover - dict.get on orjson output cannot fail

@@ -16,12 +16,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints, model_validator
 
-# Plain's own ids are `prefix_ULID` (<= 50 chars); we only insist on a sane key because
-# tests and older payloads use shorter ids, but bound the length to protect the store.
-Id = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=256, pattern=r"^\S+$")
-]
-Text = Annotated[str, StringConstraints(strict=True)]
+# Plain's own ids are `prefix_ULID` (<= 50 chars). We only insist on a usable key:
+# printable ASCII without spaces, bounded, so it is safe as a primary key and log field.
+ID_PATTERN = r"^[!-~]{1,256}$"
+Id = Annotated[str, StringConstraints(strict=True, pattern=ID_PATTERN)]
+# NUL is legal in JSON ("\u0000") but PostgreSQL text columns refuse it.
+Text = Annotated[str, StringConstraints(strict=True, pattern=r"^[^\x00]*$")]
 
 MEMBERSHIPS_CHANGED = "customer.customer_group_memberships_changed"
 # The 2023 documentation's name, typo included; the corrected spelling is accepted too in
@@ -142,7 +142,7 @@ class Envelope(_Model):
     """The part of every event we need, whatever its type: the id and the event time."""
 
     id: Id
-    type: Text | None = None
+    type: Id | None = None
     timestamp: Text
     workspaceId: Text | None = None
     webhookMetadata: WebhookMetadata | None = None

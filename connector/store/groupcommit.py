@@ -53,7 +53,7 @@ class GroupCommitter:
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job(conn)`` in the next group; return after that group committed."""
         if self._thread is None:
-            raise RuntimeError("store is not open")
+            raise sqlite3.ProgrammingError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((job, future, loop))

@@ -1,0 +1,136 @@
+"""Shared fixtures: a config folder on disk, and the real `serve` process on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import yaml
+
+SECRET = "test-signing-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_setup(
+    folder: Path,
+    targets: dict[str, Any] | None = None,
+    mappings: list[dict[str, Any]] | None = None,
+    port: int = 0,
+    **extra: Any,
+) -> Path:
+    """Write config.yaml and mappings/groups.yaml into ``folder``; return the config path."""
+    targets = targets if targets is not None else {"audit": {"type": "jsonl", "path": "data/sync-log.jsonl"}}
+    if mappings is None:
+        mappings = [{"group": "enterprise", "to": [{"target": "audit"}]}]
+    (folder / "mappings").mkdir(parents=True, exist_ok=True)
+    (folder / "mappings" / "groups.yaml").write_text(yaml.safe_dump({"mappings": mappings}))
+    config: dict[str, Any] = {
+        "plain": {"signing_secret": SECRET},
+        "server": {"host": "127.0.0.1", "port": port},
+        "store": {"url": "sqlite:///data/connector.db"},
+        "mappings": "mappings/",
+        "targets": targets,
+        "delivery": {"poll_interval_seconds": 0.1, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5},
+    }
+    config.update(extra)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class ServeProcess:
+    """`python -m connector serve` as a child process, as an operator runs it."""
+
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[str] | None = None
+        self.log_path = config.parent / f"serve-{port}.log"
+
+    def start(self) -> "ServeProcess":
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "serve", "--config", str(self.config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"serve did not come up:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def send_signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+
+@pytest.fixture
+def serve_factory() -> Iterator[Any]:
+    started: list[ServeProcess] = []
+
+    def make(config: Path, port: int, env: dict[str, str] | None = None) -> ServeProcess:
+        proc = ServeProcess(config, port, env).start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail with the last one."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    assert value, "condition not met in time"
+    return value

@@ -1,0 +1,217 @@
+"""POST /webhooks/plain and the health endpoints, against the real app and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from connector.config import load_config
+from connector.plain.signature import sign
+from connector.service import Service
+from connector.store import StoreUnavailable
+from connector.testing.plain import event, membership_event, seed_event, signed_request, with_fresh_attempt
+from tests.conftest import SECRET, write_setup
+
+ENT = ("cg_ent", "enterprise", "Enterprise")
+
+
+def join(event_id: str = "pEv_join1", **kw: Any) -> dict[str, Any]:
+    return membership_event(
+        event_id=event_id, customer_id="c_1", email="ann@example.com", groups_before=[], groups_after=[ENT],
+        timestamp="2026-01-01T00:00:00Z", generation="versioned", **kw,
+    )  # fmt: skip
+
+
+class Harness:
+    """The service's ASGI app in-process, its store open, its delivery not running."""
+
+    def __init__(self, folder: Path, **setup: Any) -> None:
+        self.service = Service(load_config(write_setup(folder, **setup)))
+
+    async def __aenter__(self) -> "Harness":
+        from connector.app import create_app
+
+        await self.service.store.open()
+        transport = httpx.ASGITransport(app=create_app(self.service))
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://test")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+        await self.service.store.close()
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return await self.client.post("/webhooks/plain", content=body, headers=headers)
+
+    async def post_event(self, ev: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+        body, headers = signed_request(ev, secret)
+        return await self.post(body, headers)
+
+    async def status(self) -> Any:
+        return await self.service.store.status()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_signed_seed_event_is_stored_and_creates_work(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            response = await h.post_event(with_fresh_attempt(seed_event()))
+            again = await h.post_event(with_fresh_attempt(seed_event()))
+            report = await h.status()
+        assert response.status_code == 200 and response.json()["status"] == "stored"
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+        assert report.inbox == {"processed": 1}
+        assert report.targets["audit"]["backlog"] == 1
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(lambda body, h: h.pop("Plain-Request-Signature"), id="missing"),
+        pytest.param(lambda body, h: h.update({"Plain-Request-Signature": "0" * 64}), id="wrong"),
+        pytest.param(lambda body, h: h.update({"Plain-Request-Signature": sign(b"{}", SECRET)}), id="other-bytes"),
+        pytest.param(lambda body, h: h.update({"Plain-Request-Signature": sign(body, "not-the-secret")}), id="other-secret"),
+        pytest.param(lambda body, h: h.update({"Plain-Request-Signature": "zz"}), id="not-hex"),
+    ],
+)
+def test_bad_signature_is_401_and_stores_nothing(tmp_path: Path, mutate: Any) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            body, headers = signed_request(join(), SECRET)
+            mutate(body, headers)
+            response = await h.post(body, headers)
+            report = await h.status()
+        assert response.status_code == 401
+        assert report.inbox == {} and report.targets == {}
+
+    run(scenario())
+
+
+def test_stale_or_future_attempt_is_401(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        now = datetime.now(timezone.utc)
+        async with Harness(tmp_path) as h:
+            stale = await h.post_event(join("pEv_old", attempt_time=now - timedelta(seconds=301)))
+            future = await h.post_event(join("pEv_fut", attempt_time=now + timedelta(seconds=301)))
+            fresh = await h.post_event(join("pEv_ok", attempt_time=now - timedelta(seconds=290)))
+            report = await h.status()
+        assert (stale.status_code, future.status_code, fresh.status_code) == (401, 401, 200)
+        assert report.inbox == {"processed": 1}
+
+    run(scenario())
+
+
+def test_body_over_limit_is_413_and_wrong_type_415(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            big = b'{"x":"' + b"a" * (1_048_576) + b'"}'
+            too_big = await h.post(big, {"Content-Type": "application/json", "Plain-Request-Signature": sign(big, SECRET)})
+            body, headers = signed_request(join(), SECRET)
+            wrong_type = await h.post(body, {**headers, "Content-Type": "text/plain"})
+            report = await h.status()
+        assert too_big.status_code == 413
+        assert wrong_type.status_code == 415
+        assert report.inbox == {}
+
+    run(scenario())
+
+
+def test_signed_but_not_understood_is_kept_raw(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            broken = join("pEv_broken")
+            del broken["payload"]["customer"]
+            response = await h.post_event(broken)
+            not_json = b"this is not json"
+            raw = await h.post(not_json, {"Content-Type": "application/json", "Plain-Request-Signature": sign(not_json, SECRET)})
+            report = await h.status()
+        assert response.status_code == 200 and response.json()["status"] == "unprocessable"
+        assert raw.status_code == 200 and raw.json()["status"] == "unprocessable"
+        assert report.inbox == {"unprocessable": 2}
+        assert {u["event_id"] for u in report.unprocessable} >= {"pEv_broken"}
+
+    run(scenario())
+
+
+def test_other_event_types_are_acknowledged_and_ignored(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            ev = event(event_id="pEv_thread", event_type="thread.thread_created", payload={"thread": {}},
+                       timestamp="2026-01-01T00:00:00Z")  # fmt: skip
+            response = await h.post_event(ev)
+            report = await h.status()
+            metrics = (await h.client.get("/metrics")).text
+        assert response.status_code == 200 and response.json()["status"] == "ignored"
+        assert report.inbox == {"ignored": 1} and report.targets == {}
+        assert 'plain_events_total{event_type="thread.thread_created",handling="ignored"} 1.0' in metrics
+
+    run(scenario())
+
+
+def test_store_refusing_writes_answers_503(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+
+            async def refuse(*args: Any) -> Any:
+                raise StoreUnavailable("disk full")
+
+            h.service.store.accept = refuse  # type: ignore[method-assign]
+            response = await h.post_event(join())
+        assert response.status_code == 503
+
+    run(scenario())
+
+
+def test_health_and_readiness(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            health = await h.client.get("/healthz")
+            ready = await h.client.get("/readyz")
+        assert health.status_code == 200
+        assert ready.status_code == 200
+        assert ready.json()["store"] == "ok" and ready.json()["mapping_groups"] == 1
+
+    run(scenario())
+
+
+def test_readiness_fails_when_store_is_closed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            await h.service.store.close()
+            ready = await h.client.get("/readyz")
+            await h.service.store.open()
+        assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
+
+    run(scenario())
+
+
+def test_unmapped_group_is_stored_without_work(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path, mappings=[{"group": "other", "to": [{"target": "audit"}]}]) as h:
+            response = await h.post_event(join())
+            report = await h.status()
+        assert response.json()["status"] == "stored"
+        assert report.targets == {}
+
+    run(scenario())
+
+
+def test_body_is_verified_over_raw_bytes_not_reserialised_json(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            body = orjson.dumps(join(), option=orjson.OPT_INDENT_2)  # whitespace Plain might send
+            response = await h.post(body, {"Content-Type": "application/json", "Plain-Request-Signature": sign(body, SECRET)})
+        assert response.status_code == 200
+
+    run(scenario())

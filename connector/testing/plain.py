@@ -91,12 +91,17 @@ def _group(g: Group, workspace_id: str, ts: str) -> dict[str, Any]:
     }
 
 
-def _membership(customer_id: str, g: Group, workspace_id: str, ts: str) -> dict[str, Any]:
+def _membership(
+    customer_id: str, g: Group, workspace_id: str, ts: str, legacy: bool = False
+) -> dict[str, Any]:
+    group = _group(g, workspace_id, ts)
+    if legacy:
+        del group["workspaceId"]  # the 2023 example's group has none
     return {
         "customerId": customer_id,
         "customerGroupId": g[0],
         "workspaceId": workspace_id,
-        "customerGroup": _group(g, workspace_id, ts),
+        "customerGroup": group,
         "createdAt": ts,
         "createdBy": _USER_ACTOR,
         "updatedAt": ts,
@@ -186,8 +191,9 @@ def membership_event(
     validates against); legacy bodies have no version, like the seed.
     """
     ts = plain_time(timestamp)
-    before = [_membership(customer_id, g, workspace_id, ts) for g in groups_before]
-    after = [_membership(customer_id, g, workspace_id, ts) for g in groups_after]
+    legacy = generation == "legacy"
+    before = [_membership(customer_id, g, workspace_id, ts, legacy) for g in groups_before]
+    after = [_membership(customer_id, g, workspace_id, ts, legacy) for g in groups_after]
     before_ids = {g[0] for g in groups_before}
     added = any(g[0] not in before_ids for g in groups_after)
     change_type = "ADDED" if added or len(groups_after) >= len(groups_before) else "REMOVED"

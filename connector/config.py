@@ -129,7 +129,9 @@ def _load_target(raw: Located, name: str, block: dict[str, Any]) -> Target:
 
 
 def _first_error(raw: Located, exc: ValidationError, prefix: yamlfile.Loc) -> YamlError:
-    err = exc.errors()[0]
+    # A misspelt key usually explains a "missing" one too: point at the typo first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
     loc = prefix + tuple(err["loc"])
     field = ".".join(str(p) for p in loc) or "config"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

@@ -66,9 +66,11 @@ async def _check_online(config: Config) -> list[tuple[str, str]]:
     problems = []
     for name, target in config.targets.items():
         adapter = target.create()
-        await adapter.start()
         try:
+            await adapter.start()
             problems.extend((name, p) for p in await adapter.check_online())
+        except Exception as exc:  # an operator wants the reason, not a traceback
+            problems.append((name, f"cannot start: {exc}"))
         finally:
             await adapter.close()
     return problems

@@ -43,7 +43,10 @@ def adapter_class(type_name: str) -> type[Adapter]:
     if ep is None:
         known = ", ".join(available_types()) or "none (is the package installed?)"
         raise UnknownTargetType(f"unknown target type {type_name!r}; known: {known}")
-    cls = ep.load()  # type: ignore[attr-defined]
+    try:
+        cls = ep.load()  # type: ignore[attr-defined]
+    except (ImportError, AttributeError) as exc:
+        raise UnknownTargetType(f"target type {type_name!r} is registered but cannot be loaded: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise UnknownTargetType(f"entry point {type_name!r} is not an Adapter subclass")
     return cls

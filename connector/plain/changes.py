@@ -25,6 +25,7 @@ from connector.plain import events as ev
 # Best-effort fields come from a body that failed validation: keep them only when they are
 # as safe to store and log as a validated id.
 _TOKEN = re.compile(ev.ID_PATTERN)
+_ATTEMPT_FIELD = "webhookMetadata.webhookDeliveryAttemptTimestamp"
 _JSON_NAMES = {list: "array", str: "string", int: "number", float: "number",
                bool: "boolean", type(None): "null"}
 
@@ -173,7 +174,7 @@ def _parse(data: dict[str, Any]) -> ParsedEvent:
     attempt_raw = meta.webhookDeliveryAttemptTimestamp if meta else None
     attempt_time = None
     if attempt_raw is not None:
-        attempt_time = _to_utc_field(attempt_raw, "webhookMetadata.webhookDeliveryAttemptTimestamp")
+        attempt_time = _to_utc_field(attempt_raw, _ATTEMPT_FIELD)
     common = (env.id, event_type, event_time, attempt_time)
 
     if isinstance(env, (ev.MembershipsChangedEvent, ev.LegacyMembershipsChangedEvent)):
@@ -189,7 +190,8 @@ def _parse(data: dict[str, Any]) -> ParsedEvent:
         p = env.payload
         deleted = p.deleted
         raw_group = p.previousCustomerGroup if deleted else p.customerGroup
-        assert raw_group is not None  # guaranteed by GroupChangedPayload's validator
+        if raw_group is None:  # GroupChangedPayload's validator rules this out
+            raise UnprocessableEvent(f"{event_type}: no customer group in payload")
         group = GroupInfo(raw_group.id, raw_group.key or None, raw_group.name or None)
         return ParsedEvent(*common, "group_changed", None, group, deleted, ())
     return ParsedEvent(*common, "ignored", None, None, False, ())

@@ -22,6 +22,9 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: seconds a timer may fire early without the limiter noticing (far below any latency)
+_TIMER_SLACK = 1e-6
+
 __all__ = [
     "DAILY_LIMIT_DELAY",
     "RateLimit",
@@ -126,12 +129,14 @@ class RateLimiter:
         window = self.limit.per_seconds
         while True:
             self._released.clear()  # before the check, so a release cannot be missed
-            now = self.now()
+            # Timers may fire a hair early; without the slack a float rounding error
+            # would turn into a zero-length sleep and a spin.
+            now = self.now() + _TIMER_SLACK
             self._refuse_long_pause(max_pause, now)
             if now < self._paused_until:
                 await asyncio.sleep(self._paused_until - now)
                 continue
-            while self._finished and self._finished[0] <= now - window:
+            while self._finished and self._finished[0] + window <= now:
                 self._finished.popleft()
             if self._in_flight + len(self._finished) < self.limit.requests:
                 return

@@ -12,6 +12,7 @@ loop with the uvicorn fakes.
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 from typing import Any, Coroutine, TypeVar
 
@@ -38,7 +39,11 @@ class _JumpingSelector(selectors.DefaultSelector):
             if not events:
                 raise RuntimeError("VirtualTimeLoop: deadlock, nothing is scheduled or ready")
             return events
-        self._loop.virtual_now += max(0.0, timeout)
+        if timeout <= 0:
+            return events
+        now = self._loop.virtual_now
+        # Always move forward: a gap below the float resolution would otherwise stall.
+        self._loop.virtual_now = max(now + timeout, math.nextafter(now, math.inf))
         return events
 
 

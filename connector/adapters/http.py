@@ -363,7 +363,7 @@ class HttpAdapter(Adapter):
         failure = state.outcome.exception() if state.outcome else None
         delay = failure.retry_after if isinstance(failure, _Transient) else None
         remaining = deadline - self.limiter.now()
-        return remaining <= 0 or (delay is not None and delay > remaining)
+        return remaining <= 0 or (delay is not None and delay >= remaining)
 
     def _next_wait(self, state: RetryCallState, deadline: float) -> float:
         failure = state.outcome.exception() if state.outcome else None

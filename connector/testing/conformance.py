@@ -95,6 +95,13 @@ class AdapterConformance:
     def arrange_permanent_error(self, fake: FakeServer, message: str) -> None:
         fake.fail_next(400, message)
 
+    def arrange_rejection(self, fake: FakeServer, email: str) -> bool:
+        """Make the CRM refuse every change for ``email`` permanently, if the fake can.
+
+        Return True if arranged: the batch test then expects "failed" for that change.
+        """
+        return False
+
     def secrets(self, adapter: Adapter) -> list[str]:
         """Values that must never show in a reason; HTTP adapters know theirs."""
         found = getattr(adapter, "secrets", None)
@@ -291,9 +298,20 @@ class AdapterConformance:
 
     def test_batch_outcomes_follow_their_changes(self, fake: FakeServer) -> None:
         """Mixed batch: each outcome at its change's index, state matches each change."""
-        can_miss = self.contacts_can_be_missing
-        plan = [("add", True), ("add", False), ("remove", True), ("add", False), ("add", True)]
-        emails = [self.contact(fake, exists=exists or not can_miss) for _, exists in plan]
+        plan: list[tuple[Action, str]] = [
+            ("add", "exists"), ("add", "missing"), ("remove", "exists"), ("add", "rejected"),
+            ("add", "missing"), ("add", "exists"), ("add", "rejected"),
+        ]
+        emails, expected = [], []
+        for action, kind in plan:
+            email = self.contact(fake, exists=kind != "missing" or not self.contacts_can_be_missing)
+            if kind == "missing" and self.contacts_can_be_missing:
+                expected.append("skipped")
+            elif kind == "rejected" and self.arrange_rejection(fake, email):
+                expected.append("failed")
+            else:
+                expected.append("done")
+            emails.append(email)
 
         async def scenario() -> list[Outcome]:
             async with self.started(fake) as adapter:
@@ -303,10 +321,9 @@ class AdapterConformance:
                 return await adapter.apply(batch)
 
         outcomes = self.run(scenario())
-        expected = ["done" if exists or not can_miss else "skipped" for _, exists in plan]
         assert [o.kind for o in outcomes] == expected
-        for email, (action, exists) in zip(emails, plan):
-            assert self.is_member(fake, email) == (action == "add" and (exists or not can_miss))
+        for email, (action, _), kind in zip(emails, plan, expected):
+            assert self.is_member(fake, email) == (action == "add" and kind == "done"), email
 
     def test_check_online_is_clean_against_a_healthy_fake(self, fake: FakeServer) -> None:
         async def scenario() -> list[str]:

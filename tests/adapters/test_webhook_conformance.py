@@ -33,3 +33,7 @@ class TestWebhookConformance(AdapterConformance):
 
     def is_member(self, fake: FakeWebhookReceiver, email: str) -> bool:  # type: ignore[override]
         return fake.is_member(self.group_key, email)
+
+    def arrange_rejection(self, fake: FakeWebhookReceiver, email: str) -> bool:  # type: ignore[override]
+        fake.reject.add(email)
+        return True

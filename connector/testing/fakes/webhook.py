@@ -20,7 +20,7 @@ class FakeWebhookReceiver(FakeServer):
 
     ``deliveries`` holds every accepted body in arrival order; ``members`` maps a group
     key to the emails currently in it, applying "add"/"remove" as they arrive (what a
-    real receiver keeping a list would do).
+    real receiver keeping a list would do). Changes for an email in ``reject`` get 422.
     """
 
     def __init__(self, secret: str, *, path: str = "/hooks/crm", **kwargs: Any) -> None:
@@ -29,6 +29,7 @@ class FakeWebhookReceiver(FakeServer):
         self.path = path
         self.deliveries: list[dict[str, Any]] = []
         self.members: dict[str, set[str]] = {}
+        self.reject: set[str] = set()
         self.bad_signatures = 0
 
     @property
@@ -57,6 +58,8 @@ class FakeWebhookReceiver(FakeServer):
             group, email, action = change["group_key"], change["email"], change["action"]
         except (ValueError, KeyError, TypeError):
             return self.error_response(400, "not a change")
+        if email in self.reject:
+            return self.error_response(422, "this receiver refuses that contact")
         self.deliveries.append(change)
         members = self.members.setdefault(group, set())
         if action == "add":

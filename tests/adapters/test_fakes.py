@@ -49,11 +49,11 @@ def test_serves_routes_on_loopback_and_stops_cleanly() -> None:
 
 
 def test_window_limit_answers_the_vendors_429_and_counts_it() -> None:
-    fake = Echo(rate_limit=WindowLimit(requests=3, per_seconds=0.5))
+    fake = Echo(rate_limit=WindowLimit(requests=3, per_seconds=1.0))
     with fake.serve() as url, httpx.Client(base_url=url) as client:
         statuses = [client.get("/v1/echo").status_code for _ in range(4)]
         limited = fake.requests[-1]
-        time.sleep(0.55)
+        time.sleep(1.05)
         assert client.get("/v1/echo").status_code == 200
     assert statuses == [200, 200, 200, 429]
     assert limited.cause == "rate_limited" and fake.log.counters["rate_limited"] == 1
@@ -62,7 +62,7 @@ def test_window_limit_answers_the_vendors_429_and_counts_it() -> None:
 
 
 def test_concurrency_limit_rejects_the_extra_requests() -> None:
-    fake = Echo(max_concurrency=2, faults=Faults(latency=0.3))
+    fake = Echo(max_concurrency=2, faults=Faults(latency=0.6))
     with fake.serve() as url:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             statuses = sorted(pool.map(lambda _: httpx.get(f"{url}/v1/echo").status_code, range(4)))

@@ -19,7 +19,7 @@ from starlette.routing import Route as HttpRoute
 
 from connector.plain.changes import UnprocessableEvent, parse_event
 from connector.plain.signature import is_fresh, verify
-from connector.store.base import Route, StoreUnavailable
+from connector.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from connector.service import Service
@@ -89,10 +89,7 @@ def create_app(service: "Service") -> Starlette:
         if not is_fresh(event.attempt_time, now, plain.replay_tolerance_seconds):
             metrics.webhooks.labels("stale").inc()
             return _answer(401, "attempt timestamp outside the replay window")
-        mappings = service.mappings.current
-        routes = [
-            [Route(d.target, d.key) for d in mappings.destinations(c.group.id, c.group.key)] for c in event.changes
-        ]
+        routes = service.mappings.current.routes(event.changes)
         try:
             result = await service.store.accept(event, routes)
         except StoreUnavailable as exc:

@@ -152,6 +152,30 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return _with_store(args, use)
 
 
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """Parse kept unprocessable events again (after an upgrade) and apply those now understood."""
+    from connector.mappings import load_mappings
+    from connector.plain.changes import UnprocessableEvent, parse_event
+    mappings = load_mappings(_load(args))
+
+    async def use(store: Any) -> int:
+        done = still = 0
+        for key, body in await store.unprocessable_bodies():
+            try:
+                event = parse_event(body)
+            except UnprocessableEvent as exc:
+                still += 1
+                print(f"{key}: still not understood: {exc.reason}")
+                continue
+            result = await store.reprocess(key, event, mappings.routes(event.changes))
+            done += 1
+            print(f"{key}: {result.status} as {event.event_id} ({len(event.changes)} change(s))")
+        print(f"reprocessed {done}, still unprocessable {still}")
+        return EXIT_OK
+
+    return _with_store(args, use)
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """Sign an event file with the configured secret and POST it, as Plain would."""
     import httpx
@@ -200,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--all", action="store_true", help="replay every dead letter")
     dl.add_argument("--limit", type=int, default=100)
     dl.add_argument("--json", action="store_true")
+    command("reprocess", cmd_reprocess, "parse kept unprocessable events again and apply them")
     send = command("send", cmd_send, "sign an event JSON file and POST it to the running service")
     send.add_argument("event")
     send.add_argument("--url", help="default: the configured server address")

@@ -10,11 +10,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from connector import yamlfile
 from connector.adapters import OptionsError
 from connector.config import Config, Target
+from connector.plain.changes import MembershipChange
+from connector.store.base import Route
 from connector.yamlfile import YamlError
 
 log = logging.getLogger("connector.mappings")
@@ -47,6 +49,10 @@ class MappingSet:
             return by_key
         seen = {(d.target, d.key) for d in by_id}
         return by_id + tuple(d for d in by_key if (d.target, d.key) not in seen)
+
+    def routes(self, changes: Sequence[MembershipChange]) -> list[list[Route]]:
+        """Per change, the store routes its destinations name (what ``Store.accept`` takes)."""
+        return [[Route(d.target, d.key) for d in self.destinations(c.group.id, c.group.key)] for c in changes]
 
     def groups(self) -> list[str]:
         return sorted(self.by_group)

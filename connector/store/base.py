@@ -147,6 +147,14 @@ class Store(abc.ABC):
         """Keep a signed body we could not understand, raw, for an operator to look at."""
 
     @abc.abstractmethod
+    async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
+        """(key, raw body) of kept unprocessable events, oldest first."""
+
+    @abc.abstractmethod
+    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+        """Replace the unprocessable entry ``key`` by the now understood ``event``, atomically."""
+
+    @abc.abstractmethod
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
         """Lease up to ``limit`` due items of ``target`` for ``owner``."""
 

@@ -80,6 +80,20 @@ class SQLiteStore(Store):
     ) -> AcceptResult:
         return await self._run(lambda conn: sqlite_accept.accept_unprocessable(conn, body, reason, event_id, event_type))
 
+    async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
+        return await self._run(
+            lambda conn: conn.execute(
+                "SELECT event_id, body FROM inbox WHERE status = 'unprocessable' ORDER BY received_at LIMIT ?", (limit,)
+            ).fetchall()
+        )
+
+    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+        def job(conn: sqlite3.Connection) -> AcceptResult:
+            conn.execute("DELETE FROM inbox WHERE event_id = ? AND status = 'unprocessable'", (key,))
+            return sqlite_accept.accept_event(conn, event, routes)
+
+        return await self._run(job)
+
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
         def job(conn: sqlite3.Connection) -> list[WorkItem]:
             now = time.time()

@@ -115,3 +115,31 @@ def test_send_signs_and_posts_an_event_file(tmp_path: Path, serve_factory: Any) 
 def test_unknown_config_path_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("status", "--config", str(tmp_path / "missing.yaml"))
     assert result.returncode == 1 and "missing.yaml: cannot read" in result.stderr
+
+
+def test_reprocess_applies_bodies_an_older_version_could_not_read(tmp_path: Path) -> None:
+    import asyncio
+
+    from connector.store import open_store
+
+    config = write_setup(tmp_path)
+    ev = membership_event(event_id="pEv_later", customer_id="c_1", email="ann@example.com", groups_before=[],
+                          groups_after=[ENT], timestamp="2026-01-01T00:00:00Z", generation="versioned")  # fmt: skip
+    body, _ = signed_request(ev, "unused")
+
+    async def keep() -> None:
+        store = open_store("sqlite:///data/connector.db", tmp_path)
+        await store.open()
+        # As an older release would have: kept raw because it did not understand it.
+        await store.accept_unprocessable(body, "unknown event type", "pEv_later", ev["type"])
+        await store.accept_unprocessable(b"still garbage", "not JSON", None, None)
+        await store.close()
+
+    asyncio.run(keep())
+    result = run_cli("reprocess", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "pEv_later: stored as pEv_later (1 change(s))" in result.stdout
+    assert result.stdout.rstrip().endswith("reprocessed 1, still unprocessable 1")
+    status = json.loads(run_cli("status", "--json", "--config", str(config)).stdout)
+    assert status["inbox"] == {"processed": 1, "unprocessable": 1}
+    assert status["targets"]["audit"]["backlog"] == 1

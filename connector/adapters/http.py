@@ -376,9 +376,10 @@ class HttpAdapter(Adapter):
     def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
         failure = state.outcome.exception() if state.outcome else None
         status = f"HTTP {failure.status}: " if isinstance(failure, _Transient) and failure.status else ""
+        wait = state.next_action.sleep if state.next_action else 0.0
         logger.info(
             "%s: %s %s -> %s%s; retrying in %.2fs", self.name, method, self._shown_path(path),
-            status, self.redact(str(failure)), state.upcoming_sleep,
+            status, self.redact(str(failure)), wait,
         )
 
     def _shown_path(self, path: str) -> str:

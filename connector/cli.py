@@ -8,10 +8,13 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from connector.config import Config, YamlError, load_config
 from connector.store import StoreURLError
+
+if TYPE_CHECKING:
+    from connector.mappings import MappingSet
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -56,19 +59,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if not args.online:
         return EXIT_OK
-    problems = _run(_check_online(config))
+    problems = _run(_check_online(config, mappings))
     for target, problem in problems:
         print(f"{config.path}: target {target!r}: {problem}", file=sys.stderr)
     return EXIT_INVALID if problems else EXIT_OK
 
 
-async def _check_online(config: Config) -> list[tuple[str, str]]:
+async def _check_online(config: Config, mappings: "MappingSet") -> list[tuple[str, str]]:
     problems = []
     for name, target in config.targets.items():
         adapter = target.create()
+        options = [dict(d.options) for ds in mappings.by_group.values() for d in ds if d.target == name]
         try:
             await adapter.start()
-            problems.extend((name, p) for p in await adapter.check_online())
+            problems.extend((name, p) for p in await adapter.check_online(options))
         except Exception as exc:  # an operator wants the reason, not a traceback
             problems.append((name, f"cannot start: {exc}"))
         finally:

@@ -132,10 +132,12 @@ class Adapter(abc.ABC):
     async def close(self) -> None:
         """Release what :meth:`start` opened."""
 
-    async def check_online(self) -> list[str]:
+    async def check_online(self, destinations: Sequence[Mapping[str, Any]] = ()) -> list[str]:
         """Problems an operator should fix before the first event (bad token, missing list).
 
-        Returns human-readable problems; empty means fine. May call the CRM read-only.
+        ``destinations`` are the validated options of every mapping that names this target,
+        so an adapter can check each list or tag exists. Returns human-readable problems;
+        empty means fine. Should only read from the CRM.
         """
         return []
 

@@ -40,7 +40,7 @@ class JsonlAdapter(Adapter):
     async def start(self) -> None:
         Path(self.config.path).parent.mkdir(parents=True, exist_ok=True)
 
-    async def check_online(self) -> list[str]:
+    async def check_online(self, destinations: Sequence[Mapping[str, Any]] = ()) -> list[str]:
         folder = Path(self.config.path).parent
         if folder.exists() and not os.access(folder, os.W_OK):
             return [f"{folder} is not writable"]

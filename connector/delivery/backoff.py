@@ -15,6 +15,6 @@ def backoff_seconds(attempts: int, base: float, cap: float, rng: random.Random |
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def vendor_delay(retry_after: float, rng: random.Random | None = None) -> float:
+def jittered(retry_after: float, rng: random.Random | None = None) -> float:
     """The delay a CRM asked for, plus up to 10 % so waiting workers do not stampede."""
     return retry_after * (1 + 0.1 * (rng or random).random())

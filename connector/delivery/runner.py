@@ -15,7 +15,7 @@ from typing import Sequence
 
 from connector.adapters.base import Adapter, Outcome
 from connector.config import DeliverySection
-from connector.delivery.backoff import backoff_seconds, vendor_delay
+from connector.delivery.backoff import backoff_seconds, jittered
 from connector.metrics import Metrics
 from connector.redact import mask_email
 from connector.store.base import Finished, Store, WorkItem
@@ -107,7 +107,7 @@ class TargetRunner:
                 kind, reason = "failed", f"gave up after {item.attempts + 1} attempts: {reason}"
             else:
                 delay = (
-                    vendor_delay(outcome.retry_after)
+                    jittered(outcome.retry_after)
                     if outcome.retry_after is not None
                     else backoff_seconds(item.attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds)
                 )

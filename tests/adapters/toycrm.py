@@ -33,7 +33,7 @@ class ToyCrmAdapter(HttpAdapter):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.token}"}
 
-    async def check_online(self) -> list[str]:
+    async def check_online(self, destinations: Sequence[Mapping[str, Any]] = ()) -> list[str]:
         try:
             await self.request("GET", "/api/me")
         except CrmError as error:

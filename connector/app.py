@@ -6,6 +6,7 @@ one group-committed store call, answer. A 2xx means "durably stored", never "del
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime, timezone
@@ -37,17 +38,19 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refused early when too large and cut off when it trickles in too slowly."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
+    async with asyncio.timeout(timeout):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -68,7 +71,10 @@ def create_app(service: "Service") -> Starlette:
             metrics.webhooks.labels("unsupported_media_type").inc()
             return _answer(415, "unsupported media type", expected="application/json")
         try:
-            body = await _read_body(request, plain.max_body_bytes)
+            body = await _read_body(request, plain.max_body_bytes, plain.body_timeout_seconds)
+        except TimeoutError:
+            metrics.webhooks.labels("body_timeout").inc()
+            return _answer(408, "body not received in time")
         except _TooLarge:
             metrics.webhooks.labels("too_large").inc()
             return _answer(413, "body too large", limit_bytes=plain.max_body_bytes)

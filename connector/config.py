@@ -21,6 +21,8 @@ class PlainSection(_Section):
     signing_secret: SecretStr = Field(min_length=1)
     replay_tolerance_seconds: float = Field(300, gt=0)
     max_body_bytes: int = Field(1_048_576, gt=0)
+    #: a body that trickles in slower than this is refused (slow-body attacks hold sockets)
+    body_timeout_seconds: float = Field(10.0, gt=0)
 
 
 class ServerSection(_Section):

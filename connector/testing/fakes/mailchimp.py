@@ -1,0 +1,247 @@
+"""A fake Mailchimp Marketing API 3.0: the calls the ``mailchimp`` adapter makes, no more.
+
+Answers the way the real API is documented to (specs/mailchimp, mailchimp.com/developer):
+
+- ``GET /3.0/ping`` → ``{"health_status": "Everything's Chimpy!"}``;
+- ``GET /3.0/lists/{list_id}`` → the audience, or 404;
+- ``PUT /3.0/lists/{list_id}/members/{hash}`` → upsert, 200 with the member; a new member
+  needs ``email_address`` and ``status_if_new``, and the hash must be the address's;
+- ``POST /3.0/lists/{list_id}/members/{hash}/tags`` → 204; 404 for a non-member.
+
+Errors are Problem Detail documents (``type, title, status, detail, instance``). Auth is
+HTTP Basic with any user and the key as password, or ``Bearer <key>``; anything else 401.
+More than ``max_connections`` (10) requests at once get Mailchimp's 429, which states no
+delay. Only scripted throttles (:meth:`FakeMailchimp.throttle_next`) add ``Retry-After``,
+so tests can check that a stated vendor delay is honoured.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from connector.testing.fakes.server import FakeServer
+
+__all__ = ["FakeMailchimp", "FakeMember"]
+
+ERROR_DOCS = "https://mailchimp.com/developer/marketing/docs/errors/"
+_TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 403: "Forbidden",
+           404: "Resource Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_STATUSES = {"subscribed", "unsubscribed", "cleaned", "pending", "transactional"}
+
+
+def _hash(email: str) -> str:
+    return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class FakeMember:
+    email: str
+    status: str
+    tags: set[str] = field(default_factory=set)
+
+    def as_json(self, list_id: str) -> dict[str, Any]:
+        return {
+            "id": _hash(self.email), "email_address": self.email,
+            "unique_email_id": _hash(self.email)[:10], "status": self.status, "list_id": list_id,
+            "merge_fields": {}, "tags_count": len(self.tags),
+            "tags": [{"id": abs(hash(t)) % 10**6, "name": t} for t in sorted(self.tags)],
+        }
+
+
+class FakeMailchimp(FakeServer):
+    """In-memory audiences → members → tags, behind Mailchimp's paths, auth and limits.
+
+    ``tag_calls`` counts tags calls per subscriber hash (to prove one call per member);
+    ``reject`` holds emails whose writes get a 400, as Mailchimp gives for addresses it
+    will not take.
+    """
+
+    def __init__(
+        self, api_key: str, audiences: Iterable[str] = (), *, max_connections: int | None = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(max_concurrency=max_connections, **kwargs)
+        self.api_key = api_key
+        self.audiences: dict[str, dict[str, FakeMember]] = {a: {} for a in audiences}
+        self.reject: set[str] = set()
+        self.tag_calls: dict[str, int] = {}
+        self._state = threading.Lock()  # tests read from their thread while routes write
+
+    # -- helpers for tests -------------------------------------------------------------------
+
+    def seed_member(self, audience: str, email: str, status: str = "subscribed",
+                    tags: Iterable[str] = ()) -> None:
+        with self._state:
+            self.audiences[audience][_hash(email)] = FakeMember(email, status, set(tags))
+
+    def member(self, audience: str, email: str) -> FakeMember | None:
+        with self._state:
+            return self.audiences[audience].get(_hash(email))
+
+    def tags_of(self, audience: str, email: str) -> set[str]:
+        """The member's active tags; empty for a non-member."""
+        found = self.member(audience, email)
+        return set(found.tags) if found else set()
+
+    @property
+    def peak_connections(self) -> int:
+        """Most requests the fake was handling at once."""
+        return self.concurrency.peak if self.concurrency else 0
+
+    # -- vendor shapes --------------------------------------------------------------------------
+
+    def error_response(self, status: int, message: str) -> Response:
+        return JSONResponse(
+            {"type": ERROR_DOCS, "title": _TITLES.get(status, "Error"), "status": status,
+             "detail": message, "instance": str(uuid.uuid4())},
+            status_code=status, media_type="application/problem+json",
+        )
+
+    def throttle_response(self, retry_after: float) -> Response:
+        # Mailchimp documents no Retry-After for this; the client must back off on its own.
+        return self.error_response(429, "You have exceeded the limit of 10 simultaneous connections.")
+
+    def throttle_next(self, retry_after: float, *, times: int = 1, **match: Any) -> None:
+        """A scripted 429 that *does* ask for ``retry_after`` seconds (see module docstring)."""
+
+        def respond() -> Response:
+            self.retry_not_before = max(self.retry_not_before, time.time() + retry_after)
+            response = self.throttle_response(retry_after)
+            response.headers["Retry-After"] = str(math.ceil(retry_after))
+            return response
+
+        self.enqueue(respond, times=times, cause="throttled", **match)
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/3.0/ping", self._ping, methods=["GET"]),
+            Route("/3.0/lists/{list_id}", self._list, methods=["GET"]),
+            Route("/3.0/lists/{list_id}/members/{hash}", self._put_member, methods=["PUT"]),
+            Route("/3.0/lists/{list_id}/members/{hash}/tags", self._tags, methods=["POST"]),
+            Route("/{rest:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ]
+
+    def _auth_error(self, request: Request) -> Response | None:
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if not value:
+            return self.error_response(401, "Your request did not include an API key.")
+        if scheme.lower() == "bearer" and value == self.api_key:
+            return None
+        if scheme.lower() == "basic":
+            try:
+                _user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                password = ""
+            if password == self.api_key:
+                return None
+        return self.error_response(
+            401, "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+
+    def _not_found(self) -> Response:
+        return self.error_response(404, "The requested resource could not be found.")
+
+    async def _ping(self, request: Request) -> Response:
+        return self._auth_error(request) or JSONResponse({"health_status": "Everything's Chimpy!"})
+
+    async def _list(self, request: Request) -> Response:
+        if denied := self._auth_error(request):
+            return denied
+        list_id = request.path_params["list_id"]
+        with self._state:
+            members = self.audiences.get(list_id)
+            if members is None:
+                return self._not_found()
+            body = {"id": list_id, "web_id": 1, "name": f"Audience {list_id}",
+                    "stats": {"member_count": len(members)}}
+        fields = request.query_params.get("fields")
+        if fields:
+            body = {k: v for k, v in body.items() if k in fields.split(",")}
+        return JSONResponse(body)
+
+    async def _put_member(self, request: Request) -> Response:
+        if denied := self._auth_error(request):
+            return denied
+        list_id, member_hash = request.path_params["list_id"], request.path_params["hash"]
+        body = await _json_object(request)
+        if body is None:
+            return self.error_response(400, "We encountered an unspecified JSON parsing error.")
+        email, status = body.get("email_address"), body.get("status_if_new")
+        with self._state:
+            members = self.audiences.get(list_id)
+            if members is None:
+                return self._not_found()
+            existing = members.get(member_hash)
+            if existing is None:
+                problem = _new_member_problem(email, status, member_hash, self.reject)
+                if problem:
+                    return self.error_response(400, problem)
+                existing = members[member_hash] = FakeMember(str(email), str(status))
+            return JSONResponse(existing.as_json(list_id))
+
+    async def _tags(self, request: Request) -> Response:
+        if denied := self._auth_error(request):
+            return denied
+        list_id, member_hash = request.path_params["list_id"], request.path_params["hash"]
+        body = await _json_object(request)
+        tags = body.get("tags") if body else None
+        if not isinstance(tags, list) or not all(_is_tag(t) for t in tags):
+            return self.error_response(400, "The resource submitted could not be validated. "
+                                            "tags: each needs a name and status active|inactive.")
+        with self._state:
+            self.tag_calls[member_hash] = self.tag_calls.get(member_hash, 0) + 1
+            member = self.audiences.get(list_id, {}).get(member_hash)
+            if member is None:
+                return self._not_found()  # unknown audience and non-member look the same
+            if member.email in self.reject:
+                return self.error_response(400, f"{member.email} cannot be changed in this audience.")
+            for tag in tags:
+                if tag["status"] == "active":
+                    member.tags.add(tag["name"])
+                else:
+                    member.tags.discard(tag["name"])
+        return Response(status_code=204)
+
+    async def _unknown(self, request: Request) -> Response:
+        return self._auth_error(request) or self._not_found()
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _is_tag(tag: Any) -> bool:
+    return (isinstance(tag, dict) and isinstance(tag.get("name"), str) and bool(tag["name"])
+            and tag.get("status") in ("active", "inactive"))
+
+
+def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[str]) -> str | None:
+    """Why Mailchimp would refuse to create this member; None if it would not."""
+    if not isinstance(email, str) or "@" not in email:
+        return "The resource submitted could not be validated. email_address: required for a new member."
+    if status not in _STATUSES:
+        return "The resource submitted could not be validated. status_if_new: required for a new member."
+    if _hash(email) != member_hash:
+        return f"The email address \"{email}\" does not match the subscriber hash."
+    if email in reject:
+        return f"{email} looks fake or invalid, please enter a real email address."
+    return None

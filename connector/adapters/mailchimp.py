@@ -17,6 +17,7 @@ import asyncio
 import base64
 import hashlib
 import re
+import time
 from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 from pydantic import SecretStr, field_validator, model_validator
@@ -35,6 +36,7 @@ StatusIfNew = Literal["subscribed", "unsubscribed", "cleaned", "pending", "trans
 
 _DC = re.compile(r"-([a-z]{2,}[0-9]+)$")
 _AUDIENCE_ID = re.compile(r"^[A-Za-z0-9]+$")
+_RECHECK_MISSING_SECONDS = 60.0
 
 
 def data_centre(api_key: str) -> str | None:
@@ -103,7 +105,10 @@ class MailchimpAdapter(HttpAdapter):
 
     def __init__(self, name: str, config: TargetConfig, **kwargs: Any) -> None:
         super().__init__(name, config, **kwargs)
-        self._audience_seen = False  # confirmed once; a missing audience is re-checked
+        # Confirmed once is enough; "missing" is re-checked after a while, as an operator
+        # may create it, but not once per member of a batch.
+        self._audience_seen = False
+        self._audience_missing_at = float("-inf")
         self._audience_lock = asyncio.Lock()
 
     @classmethod
@@ -145,10 +150,14 @@ class MailchimpAdapter(HttpAdapter):
         async with self._audience_lock:  # many members hitting 404 at once: one lookup
             if self._audience_seen:
                 return True
+            if time.monotonic() - self._audience_missing_at < _RECHECK_MISSING_SECONDS:
+                return False
             found = await self.request(
                 "GET", f"/3.0/lists/{self._audience}", params={"fields": "id,name"}, accept={404}
             )
             self._audience_seen = found.status_code != 404
+            if not self._audience_seen:
+                self._audience_missing_at = time.monotonic()
             return self._audience_seen
 
     def _no_audience(self) -> str:

@@ -1,0 +1,426 @@
+"""HubSpot: Plain customer groups kept as members of HubSpot contact lists.
+
+A mapping names a MANUAL or SNAPSHOT contact list (``list: "123"``, the ILS list id, or
+``list_name: "Enterprise"``). One batch costs: one list-name lookup per name per process
+(cached), one ``batch/read`` per 100 distinct emails (ids are cached too), one
+``batch/upsert`` per 100 contacts to create (only with ``create_missing_contacts``), and
+one ``memberships/add`` plus one ``memberships/remove`` per list. Both membership calls
+are idempotent (HubSpot ignores records already in / not in the list), so a batch that is
+sent again after a crash changes nothing. See docs/targets/hubspot.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from connector.adapters.base import Change, OptionsError, Outcome
+from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message
+from connector.adapters.ratelimit import RateLimit
+from connector.redact import mask_email
+
+__all__ = ["HubSpotAdapter", "HubSpotConfig"]
+
+CONTACTS = "/crm/v3/objects/contacts"
+BATCH_READ = CONTACTS + "/batch/read"
+BATCH_UPSERT = CONTACTS + "/batch/upsert"
+LISTS = "/crm/v3/lists"
+CONTACT_OBJECT_TYPE = "0-1"
+#: documented: batch/read and batch/upsert take at most 100 inputs
+BATCH_INPUTS = 100
+#: record ids per membership call. HubSpot documents no limit for the v3 calls; the
+#: retired v1 call took 500, so stay there (a batch never holds more anyway).
+MEMBERSHIP_IDS = 500
+#: only these lists take records from the API; DYNAMIC lists are filled by HubSpot
+WRITABLE = ("MANUAL", "SNAPSHOT")
+#: email -> record id entries kept; HubSpot ids never change for a live contact
+ID_CACHE_SIZE = 50_000
+
+NO_EMAIL = "customer has no email; HubSpot contacts are matched by email"
+
+T = TypeVar("T")
+
+
+class HubSpotConfig(HttpTargetConfig):
+    """``targets.<name>`` for ``type: hubspot``."""
+
+    token: SecretStr
+    create_missing_contacts: bool = False
+
+
+@dataclass
+class _Batch:
+    """The changes of one ``apply`` call and their outcomes, filled in as they settle."""
+
+    changes: Sequence[Change]
+    outcomes: list[Outcome | None]
+
+    def settle(self, indices: Iterable[int], outcome: Outcome) -> None:
+        for i in indices:
+            if self.outcomes[i] is None:
+                self.outcomes[i] = outcome
+
+    def open(self) -> list[int]:
+        return [i for i, o in enumerate(self.outcomes) if o is None]
+
+    def result(self) -> list[Outcome]:
+        missing = Outcome.retry("hubspot: change was not processed (adapter bug)")
+        return [o or missing for o in self.outcomes]
+
+
+class HubSpotAdapter(HttpAdapter):
+    type_name = "hubspot"
+    config_model = HubSpotConfig
+    default_base_url = "https://api.hubapi.com"
+    # The lower published tier (Free/Starter: 100 per 10 s per app); operators on
+    # Professional/Enterprise raise it with rate_limit: {requests: 190}.
+    default_rate_limit = RateLimit(requests=100, per_seconds=10, max_concurrency=10)
+    # 500 changes to one list: 5 reads + 1 membership call = 1.2 calls per 100 changes,
+    # and a handful of calls finish in seconds, far inside the runner's 120 s lease.
+    max_batch = 500
+
+    config: HubSpotConfig
+
+    def __init__(self, name: str, config: Any, **kwargs: Any) -> None:
+        super().__init__(name, config, **kwargs)
+        self._ids: OrderedDict[str, str] = OrderedDict()  # email -> record id (LRU)
+        self._list_names: dict[str, str] = {}  # list_name as written -> ILS list id
+
+    # -- configuration -------------------------------------------------------------------
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        usage = 'hubspot takes exactly one of list: "<ILS list id>" or list_name: "<list name>"'
+        if set(options) == {"list"}:
+            value = options["list"]
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str) or not value.strip().isdigit():
+                raise OptionsError(f"list must be the numeric ILS list id (to name a list use list_name:); {usage}")
+            return {"list": value.strip()}
+        if set(options) == {"list_name"}:
+            value = options["list_name"]
+            if not isinstance(value, str) or not value.strip():
+                raise OptionsError(f"list_name must be a non-empty list name; {usage}")
+            return {"list_name": value.strip()}
+        raise OptionsError(usage)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.token.get_secret_value()}"}
+
+    # -- check --online ------------------------------------------------------------------
+
+    async def check_online(self, destinations: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+        """The token reads contacts; every mapped list exists and takes API writes."""
+        try:
+            await self._call("GET", CONTACTS, params={"limit": 1})
+        except CrmError as error:
+            return [error.reason]  # with a bad token every list check would say the same
+        problems: list[str] = []
+        for ref in dict.fromkeys(_list_ref(options) for options in destinations):
+            try:
+                await self._list_info(ref)
+            except CrmError as error:
+                problems.append(error.reason)
+        return problems
+
+    # -- apply ---------------------------------------------------------------------------
+
+    async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
+        batch = _Batch(changes, [None] * len(changes))
+        batch.settle([i for i, c in enumerate(changes) if not c.email], Outcome.skipped(NO_EMAIL))
+        lists = await self._resolve_lists(batch)
+        records = await self._resolve_contacts(batch, batch.open())
+        vanished = await self._write_lists(batch, lists, records)
+        if vanished:
+            # HubSpot says these record ids no longer exist (deleted or merged since we
+            # cached them): look the emails up afresh and try once more.
+            for i in vanished:
+                self._ids.pop(_norm(changes[i].email), None)
+            records = await self._resolve_contacts(batch, vanished)
+            again = await self._write_lists(batch, lists, records)
+            batch.settle(again, Outcome.skipped("contact vanished from HubSpot during the update (deleted or merged)"))
+        return batch.result()
+
+    async def _resolve_lists(self, batch: _Batch) -> dict[int, str]:
+        """Change index -> ILS list id; changes whose list cannot be resolved are settled."""
+        by_ref: dict[tuple[str, str], list[int]] = {}
+        for i in batch.open():
+            by_ref.setdefault(_list_ref(batch.changes[i].options), []).append(i)
+        resolved: dict[int, str] = {}
+        for ref, indices in by_ref.items():
+            try:
+                list_id = await self._list_id(ref)
+            except CrmError as error:
+                batch.settle(indices, error.outcome)
+                continue
+            resolved.update((i, list_id) for i in indices)
+        return resolved
+
+    async def _resolve_contacts(self, batch: _Batch, indices: Sequence[int]) -> dict[int, str]:
+        """Change index -> contact record id; missing contacts are created or settled."""
+        emails = {i: _norm(batch.changes[i].email) for i in indices if batch.outcomes[i] is None}
+        found, errors = await self._lookup(set(emails.values()))
+        if self.config.create_missing_contacts:
+            # Only adds create: a contact HubSpot never had is in no list to leave.
+            names = {emails[i]: batch.changes[i].full_name for i in emails if batch.changes[i].action == "add"}
+            wanted = {e: n for e, n in names.items() if e not in found and e not in errors}
+            created, failed = await self._create(wanted)
+            found.update(created)
+            errors.update(failed)
+        records: dict[int, str] = {}
+        for i, email in emails.items():
+            if email in found:
+                records[i] = found[email]
+            else:
+                batch.settle([i], errors.get(email) or Outcome.skipped(_missing_reason(batch.changes[i])))
+        return records
+
+    async def _write_lists(self, batch: _Batch, lists: Mapping[int, str], records: Mapping[int, str]) -> list[int]:
+        """Apply membership per list, lists in parallel; return indices whose record vanished."""
+        by_list: dict[str, list[int]] = {}
+        for i in records:
+            if batch.outcomes[i] is None:
+                by_list.setdefault(lists[i], []).append(i)
+        done = await asyncio.gather(*(self._write_list(batch, lid, ix, records) for lid, ix in by_list.items()))
+        return [i for vanished in done for i in vanished]
+
+    async def _write_list(
+        self, batch: _Batch, list_id: str, indices: list[int], records: Mapping[int, str]
+    ) -> list[int]:
+        vanished: list[int] = []
+        # Removes first: if two groups mapped to this list disagree, the add wins and
+        # nobody is dropped from a list that one of their groups still puts them in.
+        for action in ("remove", "add"):
+            chosen = [i for i in indices if batch.changes[i].action == action]
+            if not chosen:
+                continue
+            try:
+                missing = await self._membership(list_id, action, [records[i] for i in chosen])
+            except CrmError as error:
+                batch.settle(chosen, error.outcome)
+                continue
+            for i in chosen:
+                if records[i] in missing:
+                    vanished.append(i)
+                else:
+                    batch.settle([i], Outcome.done())
+        return vanished
+
+    # -- HubSpot calls -------------------------------------------------------------------
+
+    async def _call(self, method: str, path: str, *, accept: Sequence[int] = (), **kwargs: Any) -> httpx.Response:
+        """``request`` that words 401/403 for an operator (token, missing scopes)."""
+        response = await self.request(method, path, accept={401, 403, *accept}, **kwargs)
+        if response.status_code in (401, 403):
+            message = _access_message(response)
+            raise self.crm_error(method, path, response.status_code, message, transient=False)
+        return response
+
+    async def _list_id(self, ref: tuple[str, str]) -> str:
+        kind, value = ref
+        if kind == "list":
+            return value  # used as written: a wrong id fails on the membership call
+        if value not in self._list_names:
+            info = await self._list_info(ref)
+            self._list_names[value] = str(info["listId"])
+        return self._list_names[value]
+
+    async def _list_info(self, ref: tuple[str, str]) -> dict[str, Any]:
+        """The list's definition, or a permanent CrmError saying why it cannot be used."""
+        kind, value = ref
+        if kind == "list":
+            path, label = f"{LISTS}/{quote(value, safe='')}", f"list {value}"
+        else:
+            path = f"{LISTS}/object-type-id/{CONTACT_OBJECT_TYPE}/name/{quote(value, safe='')}"
+            label = f"list named {value!r}"
+        response = await self._call("GET", path, accept={404})
+        info = _json(response).get("list") if response.status_code == 200 else None
+        problem = _list_problem(info, label, crm_message(response))
+        if problem:
+            raise self.crm_error("GET", path, response.status_code, problem, transient=False)
+        assert info is not None
+        return info
+
+    async def _lookup(self, emails: set[str]) -> tuple[dict[str, str], dict[str, Outcome]]:
+        """Record ids of existing contacts by email: cache first, then batch/read."""
+        found = {e: self._ids[e] for e in emails if e in self._ids}
+        for email in found:
+            self._ids.move_to_end(email)
+        unknown = sorted(emails - found.keys())
+        errors: dict[str, Outcome] = {}
+        for part_found, part_errors in await asyncio.gather(*map(self._read, _chunks(unknown, BATCH_INPUTS))):
+            found.update(part_found)
+            errors.update(part_errors)
+        return found, errors
+
+    async def _read(self, emails: list[str]) -> tuple[dict[str, str], dict[str, Outcome]]:
+        body = {"idProperty": "email", "inputs": [{"id": e} for e in emails],
+                "properties": ["email"], "propertiesWithHistory": []}  # fmt: skip
+        try:
+            response = await self._call("POST", BATCH_READ, json=body)
+        except CrmError as error:
+            return {}, dict.fromkeys(emails, error.outcome)
+        payload = _json(response)
+        found = _ids_by_email(payload.get("results"), emails)
+        self._remember(found)
+        # 207 lists absent emails as OBJECT_NOT_FOUND: those are "not in HubSpot", the
+        # caller's business. Any other per-input error fails only the inputs it names.
+        errors = self._item_errors(payload, set(emails) - found.keys(), BATCH_READ, attribute_only=True)
+        return found, errors
+
+    async def _create(self, names: Mapping[str, str | None]) -> tuple[dict[str, str], dict[str, Outcome]]:
+        found: dict[str, str] = {}
+        errors: dict[str, Outcome] = {}
+        for emails in _chunks(sorted(names), BATCH_INPUTS):
+            inputs = [{"id": e, "idProperty": "email", "properties": _properties(e, names[e])} for e in emails]
+            try:
+                response = await self._call("POST", BATCH_UPSERT, json={"inputs": inputs})
+            except CrmError as error:
+                errors.update(dict.fromkeys(emails, error.outcome))
+                continue
+            payload = _json(response)
+            created = _ids_by_email(payload.get("results"), emails)
+            self._remember(created)
+            found.update(created)
+            errors.update(self._item_errors(payload, set(emails) - created.keys(), BATCH_UPSERT, attribute_only=False))
+        return found, errors
+
+    async def _membership(self, list_id: str, action: str, record_ids: list[str]) -> set[str]:
+        """Add or remove records; return the ids HubSpot reported missing."""
+        path = f"{LISTS}/{quote(list_id, safe='')}/memberships/{action}"
+        missing: set[str] = set()
+        for ids in _chunks(list(dict.fromkeys(record_ids)), MEMBERSHIP_IDS):
+            response = await self._call("PUT", path, json=ids, accept={404})
+            if response.status_code == 404:
+                for name, cached in list(self._list_names.items()):
+                    if cached == list_id:
+                        del self._list_names[name]  # recreated under the same name? look again next time
+                message = f"HubSpot has no list {list_id} (check the mapping's list id): {crm_message(response)}"
+                raise self.crm_error("PUT", path, 404, message, transient=False)
+            missing.update(str(x) for x in _json(response).get("recordIdsMissing") or ())
+        return missing
+
+    def _item_errors(
+        self, payload: Mapping[str, Any], pending: set[str], path: str, *, attribute_only: bool
+    ) -> dict[str, Outcome]:
+        """Outcomes for inputs a 207 answer reports as failed (other than "not found")."""
+        errors: dict[str, Outcome] = {}
+        first: str | None = None
+        for item in payload.get("errors") or ():
+            if not isinstance(item, dict) or item.get("category") == "OBJECT_NOT_FOUND":
+                continue
+            text = f"{item.get('category', 'ERROR')}: {item.get('message', 'no message')}"
+            first = first or text
+            context = item.get("context") if isinstance(item.get("context"), dict) else {}
+            named = {_norm(str(x)) for key in ("ids", "id", "email") for x in context.get(key) or ()}
+            outcome = self.crm_error("POST", path, 207, text, transient=False).outcome
+            errors.update(dict.fromkeys(pending & named, outcome))
+        if not attribute_only:
+            text = first or "HubSpot returned no record for this contact"
+            outcome = self.crm_error("POST", path, 207, text, transient=False).outcome
+            errors.update(dict.fromkeys(pending - errors.keys(), outcome))
+        return errors
+
+    def _remember(self, ids: Mapping[str, str]) -> None:
+        for email, record_id in ids.items():
+            self._ids[email] = record_id
+            self._ids.move_to_end(email)
+        while len(self._ids) > ID_CACHE_SIZE:
+            self._ids.popitem(last=False)
+
+
+# -- small pure helpers --------------------------------------------------------------
+
+
+def _norm(email: str | None) -> str:
+    # HubSpot stores emails lower-cased and matches them case-insensitively.
+    return (email or "").strip().lower()
+
+
+def _list_ref(options: Mapping[str, Any]) -> tuple[str, str]:
+    if "list" in options:
+        return ("list", str(options["list"]))
+    return ("list_name", str(options["list_name"]))
+
+
+def _chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _ids_by_email(results: Any, asked: Sequence[str]) -> dict[str, str]:
+    """Map result objects back to the emails asked for, by their ``email`` property."""
+    wanted = set(asked)
+    found: dict[str, str] = {}
+    for item in results or ():
+        if not isinstance(item, dict) or "id" not in item:
+            continue
+        email = _norm((item.get("properties") or {}).get("email"))
+        if email in wanted:
+            found[email] = str(item["id"])
+    return found
+
+
+def _properties(email: str, full_name: str | None) -> dict[str, str]:
+    properties = {"email": email}
+    first, _, last = (full_name or "").strip().partition(" ")
+    if first:
+        properties["firstname"] = first
+    if last.strip():
+        properties["lastname"] = last.strip()
+    return properties
+
+
+def _missing_reason(change: Change) -> str:
+    who = f"contact {mask_email(change.email)} not in HubSpot"
+    if change.action == "remove":
+        return f"{who}, so in no list; nothing to remove"
+    return f"{who} and create_missing_contacts is off"
+
+
+def _list_problem(info: Any, label: str, message: str) -> str | None:
+    if not isinstance(info, dict):
+        return f"{label} not found in HubSpot: {message}"
+    if info.get("objectTypeId") != CONTACT_OBJECT_TYPE:
+        return f"{label} holds objects of type {info.get('objectTypeId')}, not contacts ({CONTACT_OBJECT_TYPE})"
+    kind = info.get("processingType")
+    if kind not in WRITABLE:
+        return f"{label} is a {kind} list, which HubSpot fills from its filters; map a MANUAL or SNAPSHOT list"
+    if "listId" not in info:
+        return f"{label}: HubSpot's answer carries no listId"
+    return None
+
+
+def _required_scopes(body: Mapping[str, Any]) -> list[str]:
+    scopes: dict[str, None] = {}
+    for item in body.get("errors") or ():
+        context = item.get("context") if isinstance(item, dict) else None
+        for key in ("requiredGranularScopes", "requiredScopes", "requiredAllScopes"):
+            for scope in (context or {}).get(key) or ():
+                scopes[str(scope)] = None
+    return list(scopes)
+
+
+def _access_message(response: httpx.Response) -> str:
+    said = crm_message(response)
+    if response.status_code == 401:
+        return f"the private app token was refused (revoked, rotated or mistyped; check token:): {said}"
+    scopes = _required_scopes(_json(response))
+    if scopes:
+        return (f"the private app lacks scope {' or '.join(scopes)}; add it in HubSpot "
+                f"(Settings > Integrations > Private apps) and use the new token: {said}")  # fmt: skip
+    return f"the private app may not do this (scopes or permissions): {said}"

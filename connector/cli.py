@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from connector.config import Config, YamlError, load_config
-from connector.store import StoreURLError
+from connector.store import StoreUnavailable, StoreURLError
 
 if TYPE_CHECKING:
     from connector.mappings import MappingSet
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (YamlError, StoreURLError) as exc:
+    except (YamlError, StoreURLError, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import uuid
 from typing import Iterable, Iterator
 
 import uvicorn
@@ -44,8 +45,9 @@ class Service:
         self.store = store or open_store(config.store_url, config.base_dir)
         self.mappings = MappingWatcher(config, load_mappings(config))
         self.adapters: dict[str, Adapter] = {name: t.create() for name, t in config.targets.items()}
+        self.owner = f"serve-{uuid.uuid4().hex[:12]}"
         self.runners = {
-            name: TargetRunner(self.store, adapter, config.delivery, self.metrics)
+            name: TargetRunner(self.store, adapter, config.delivery, self.metrics, f"{self.owner}:{name}")
             for name, adapter in self.adapters.items()
         }
         self.stopping = asyncio.Event()
@@ -97,6 +99,13 @@ class Service:
         from connector.app import create_app
 
         await self.store.open()
+        try:
+            released = await self.store.take_over(self.owner)
+        except BaseException:
+            await self.store.close()
+            raise
+        if released:
+            log.info("resuming %d change(s) that were in flight when the service last stopped", released)
         for adapter in self.adapters.values():
             await adapter.start()
         server = _Server(

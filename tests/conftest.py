@@ -134,3 +134,15 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         value = predicate()
     assert value, "condition not met in time"
     return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long", action="store_true", default=False,
+        help="run the long variants of the reliability tests (more events, more kills)",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--long"))

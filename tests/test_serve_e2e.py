@@ -168,3 +168,14 @@ def test_third_party_adapter_is_found_by_entry_point(tmp_path: Path, serve_facto
     wait_for(lambda: out.exists() and out.read_text())
     assert json.loads(out.read_text().splitlines()[0]) == ["add", "c_1", "enterprise"]
     assert serve.stop() == 0
+
+
+def test_second_serve_on_the_same_sqlite_store_is_refused(tmp_path: Path, serve_factory: Any) -> None:
+    port = free_port()
+    config = write_setup(tmp_path, port=port)
+    first = serve_factory(config, port)
+    second = run_cli("serve", "--config", str(config), timeout=20)
+    assert second.returncode == 1
+    assert "another `serve` is already running on" in second.stderr
+    assert httpx.get(first.url + "/healthz").status_code == 200
+    assert first.stop() == 0

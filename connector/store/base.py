@@ -133,6 +133,16 @@ class Store(abc.ABC):
         """True if the store answers (readiness)."""
 
     @abc.abstractmethod
+    async def take_over(self, owner: str) -> int:
+        """Called once by a starting ``serve`` before it delivers; returns leases released.
+
+        A store that only one process may serve (SQLite) locks itself to this process and
+        releases every lease a killed predecessor left, so its work resumes at once. A
+        shared store (PostgreSQL) releases nothing: other replicas' leases are live, and a
+        dead replica's expire.
+        """
+
+    @abc.abstractmethod
     async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
         """Record an event, move desired state, create work; committed before returning.
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 from connector.plain.changes import ParsedEvent
 from connector.store import sqlite_accept
@@ -47,6 +48,7 @@ class SQLiteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer = GroupCommitter(self._open_connection)
+        self._lock: IO[str] | None = None
 
     def _open_connection(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,24 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         self._writer.stop()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def take_over(self, owner: str) -> int:
+        lock_path = self.path.with_name(self.path.name + ".serve.lock")
+        lock = open(lock_path, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreUnavailable(f"another `serve` is already running on {self.path}") from None
+        self._lock = lock
+        return await self._run(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
+            ).rowcount
+        )
 
     async def _run(self, job: Any) -> Any:
         try:

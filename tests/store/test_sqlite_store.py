@@ -247,3 +247,32 @@ def test_concurrent_accepts_are_group_committed_and_all_durable(tmp_path: Path) 
         return backlog
 
     assert run(scenario()) == 300
+
+
+def test_take_over_releases_a_dead_predecessors_leases_and_locks_the_store(tmp_path: Path) -> None:
+    from connector.store import StoreUnavailable
+
+    async def scenario() -> None:
+        s = open_store("sqlite:///t.db", tmp_path)
+        await s.open()
+        await accept(s, event("pEv_1", "2026-01-01T00:00:01Z", [], [ENT]))
+        assert len(await _claim(s, "dead-process", lease=600)) == 1
+        await s.close()  # as if killed: the lease is still in the file
+
+        s = open_store("sqlite:///t.db", tmp_path)
+        await s.open()
+        released = await s.take_over("new-process")
+        other = open_store("sqlite:///t.db", tmp_path)
+        await other.open()
+        try:
+            await other.take_over("intruder")
+            raise AssertionError("a second take_over must be refused")
+        except StoreUnavailable as exc:
+            assert "already running" in str(exc)
+        finally:
+            await other.close()
+        items = await _claim(s, "new-process")
+        await s.close()
+        assert released == 1 and len(items) == 1
+
+    run(scenario())

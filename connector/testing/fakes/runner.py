@@ -30,8 +30,10 @@ _filter = _QuietDrops()
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, *, start_timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` on ``127.0.0.1`` at a free port; yield its base URL (no trailing /).
+def serve_app(app: Any, *, start_timeout: float = 10.0, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1`` at a free port (or ``port``); yield its base URL (no trailing /).
+
+    A fixed ``port`` lets a test stop a fake CRM and bring it back at the same address.
 
     The socket is bound before the thread starts, so the port is known and there is no
     race with another test picking the same one. Stops the server and joins the thread
@@ -42,7 +44,7 @@ def serve_app(app: Any, *, start_timeout: float = 10.0) -> Iterator[str]:
     # say so, and without it every answer waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, http="h11", loop="asyncio", lifespan="off", log_config=None,

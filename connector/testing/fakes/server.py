@@ -179,9 +179,13 @@ class FakeServer:
     # -- running -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def serve(self) -> Iterator[str]:
-        """Run on loopback in a background thread; yield the base URL."""
-        with serve_app(self) as url:
+    def serve(self, port: int = 0) -> Iterator[str]:
+        """Run on loopback in a background thread; yield the base URL.
+
+        State (contacts, members, the request log) lives in this object, so serving it
+        again on the same ``port`` is a CRM that restarted without losing data.
+        """
+        with serve_app(self, port=port) as url:
             self.base_url = url
             try:
                 yield url

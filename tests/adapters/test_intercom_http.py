@@ -1,0 +1,243 @@
+"""The Intercom adapter's calls on the wire: method, URL, headers and JSON body of each."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+import httpx
+import pytest
+import respx
+from pydantic import ValidationError
+
+from connector.adapters.base import Change, OptionsError, Outcome
+from connector.adapters.intercom import IntercomAdapter, IntercomConfig
+from connector.testing.fakes import run_virtual
+
+TOKEN = "dG9rOnJlc3B4X2ludGVyY29tX3Rva2VuXzEyMzQ1"
+US = "https://api.intercom.io"
+CONTACT = {"type": "contact", "id": "6762f0dd1bb69f9f2193bb83", "role": "user", "email": "ada@example.com",
+           "external_id": None}
+FOUND = {"type": "list", "data": [CONTACT], "total_count": 1}
+NONE_FOUND = {"type": "list", "data": [], "total_count": 0}
+TAG = {"type": "tag", "id": "81", "name": "Enterprise"}
+
+
+def make(**config: Any) -> IntercomAdapter:
+    raw = {"type": "intercom", "token": TOKEN, **config}
+    return IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
+
+
+def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
+    async def main() -> list[Outcome]:
+        adapter = make(**config)
+        await adapter.start()
+        try:
+            return await adapter.apply(changes)
+        finally:
+            await adapter.close()
+
+    return run_virtual(main())
+
+
+def change(action: str = "add", email: str = "ada@example.com", external_id: str | None = None,
+           name: str | None = "Ada Lovelace") -> Change:
+    return Change(key="1", action=action, customer_id="c_1", email=email, group_id="cg_1",  # type: ignore[arg-type]
+                  group_key="enterprise", event_id="pEv_1", options={"tag": "Enterprise"},
+                  external_id=external_id, full_name=name)
+
+
+def body(call: Any) -> Any:
+    return json.loads(call.request.content) if call.request.content else None
+
+
+def assert_headers(request: httpx.Request, *, version: str = "2.14", has_body: bool = True) -> None:
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["intercom-version"] == version
+    assert request.headers["accept"] == "application/json"
+    if has_body:
+        assert request.headers["content-type"] == "application/json"
+    else:
+        assert "content-type" not in request.headers
+
+
+def mock_found(mock: respx.MockRouter, base: str = US) -> dict[str, respx.Route]:
+    return {
+        "search": mock.post(f"{base}/contacts/search").respond(200, json=FOUND),
+        "tags": mock.post(f"{base}/tags").respond(200, json=TAG),
+        "attach": mock.post(f"{base}/contacts/{CONTACT['id']}/tags").respond(200, json=TAG),
+        "detach": mock.delete(f"{base}/contacts/{CONTACT['id']}/tags/81").respond(200, json=TAG),
+    }
+
+
+def test_add_is_search_then_tag_lookup_then_attach() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock)
+        assert [o.kind for o in apply([change()])] == ["done"]
+        search, tags, attach = routes["search"].calls.last, routes["tags"].calls.last, routes["attach"].calls.last
+        assert body(search) == {"query": {"field": "email", "operator": "=", "value": "ada@example.com"}}
+        assert body(tags) == {"name": "Enterprise"}
+        assert body(attach) == {"id": "81"}
+        for call in (search, tags, attach):
+            assert call.request.method == "POST"
+            assert_headers(call.request)
+        assert routes["detach"].call_count == 0
+
+
+def test_remove_is_a_delete_without_body() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock)
+        assert [o.kind for o in apply([change("remove")])] == ["done"]
+        call = routes["detach"].calls.last
+        assert call.request.url == f"{US}/contacts/{CONTACT['id']}/tags/81"
+        assert call.request.content == b""
+        assert_headers(call.request, has_body=False)
+        assert routes["attach"].call_count == 0
+
+
+@pytest.mark.parametrize("region, host", [("us", "https://api.intercom.io"), ("eu", "https://api.eu.intercom.io"),
+                                          ("au", "https://api.au.intercom.io")])
+def test_region_picks_the_host(region: str, host: str) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock, host)
+        assert [o.kind for o in apply([change()], region=region)] == ["done"]
+        assert routes["attach"].call_count == 1
+
+
+def test_base_url_replaces_the_region_host_and_keeps_its_prefix() -> None:
+    base = "http://proxy.internal:8080/intercom"
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock, base)
+        assert [o.kind for o in apply([change()], region="eu", base_url=base + "/")] == ["done"]
+        assert str(routes["search"].calls.last.request.url) == f"{base}/contacts/search"
+
+
+def test_api_version_is_sent_as_configured() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock)
+        apply([change()], api_version="2.13")
+        assert_headers(routes["attach"].calls.last.request, version="2.13")
+
+
+def test_create_sends_role_email_external_id_and_name() -> None:
+    created = {**CONTACT, "id": "6762f0dd1bb69f9f2193bb99"}
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(f"{US}/contacts/search").respond(200, json=NONE_FOUND)
+        create = mock.post(f"{US}/contacts").respond(200, json=created)
+        mock.post(f"{US}/tags").respond(200, json=TAG)
+        attach = mock.post(f"{US}/contacts/{created['id']}/tags").respond(200, json=TAG)
+        outcomes = apply([change(external_id="u-42")], create_missing_contacts=True)
+        assert [o.kind for o in outcomes] == ["done"]
+        assert body(create.calls.last) == {"role": "user", "email": "ada@example.com", "external_id": "u-42",
+                                       "name": "Ada Lovelace"}
+        assert_headers(create.calls.last.request)
+        assert attach.call_count == 1
+
+
+def test_create_lead_sends_no_external_id() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(f"{US}/contacts/search").respond(200, json=NONE_FOUND)
+        create = mock.post(f"{US}/contacts").respond(200, json={**CONTACT, "role": "lead"})
+        mock.post(f"{US}/tags").respond(200, json=TAG)
+        mock.post(f"{US}/contacts/{CONTACT['id']}/tags").respond(200, json=TAG)
+        apply([change(external_id="u-42", name=None)], create_missing_contacts=True, contact_role="lead")
+        assert body(create.calls.last) == {"role": "lead", "email": "ada@example.com"}
+
+
+def test_missing_contact_without_creation_makes_no_other_call() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        search = mock.post(f"{US}/contacts/search").respond(200, json=NONE_FOUND)
+        (outcome,) = apply([change()])
+        assert outcome.kind == "skipped" and "a***@e***.com not in Intercom" in (outcome.reason or "")
+        assert search.call_count == 1 and len(mock.calls) == 1
+
+
+def test_detach_404_about_the_tag_is_done_about_the_contact_is_looked_up_again() -> None:
+    not_attached = {"type": "error.list", "errors": [{"code": "not_found", "message": "Resource Not Found"}]}
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock)
+        routes["detach"].respond(404, json=not_attached)
+        assert [o.kind for o in apply([change("remove")])] == ["done"]
+        assert routes["search"].call_count == 1
+        gone = {"type": "error.list", "errors": [{"code": "not_found", "message": "User Not Found"}]}
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock)
+        routes["detach"].respond(404, json=gone)
+        routes["search"].side_effect = [httpx.Response(200, json=FOUND), httpx.Response(200, json=NONE_FOUND)]
+        (outcome,) = apply([change("remove")])
+        assert outcome.kind == "skipped" and routes["search"].call_count == 2
+
+
+def test_long_rate_limit_becomes_retry_with_the_reset_delay() -> None:
+    reset = str(int(time.time()) + 3600)
+    headers = {"X-RateLimit-Limit": "1666", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+    limited = {"type": "error.list", "errors": [{"code": "rate_limit_exceeded",
+                                                 "message": "Exceeded rate limit of 1666 in 10_seconds"}]}
+    with respx.mock(assert_all_called=False) as mock:
+        search = mock.post(f"{US}/contacts/search").respond(429, json=limited, headers=headers)
+        (outcome,) = apply([change()])
+        assert outcome.kind == "retry" and outcome.retry_after is not None
+        assert 3590 <= outcome.retry_after <= 3601
+        assert "rate_limit_exceeded" in (outcome.reason or "") and search.call_count == 1
+
+
+def test_short_rate_limit_is_waited_out_then_done() -> None:
+    headers = {"X-RateLimit-Limit": "1666", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 2)}
+    with respx.mock(assert_all_called=False) as mock:
+        routes = mock_found(mock)
+        routes["search"].side_effect = [httpx.Response(429, json={}, headers=headers), httpx.Response(200, json=FOUND)]
+        assert [o.kind for o in apply([change()])] == ["done"]
+        assert routes["search"].call_count == 2
+
+
+def test_check_online_calls_me() -> None:
+    me = {"type": "admin", "app": {"type": "app", "id_code": "abc", "name": "Acme", "region": "EU"}}
+
+    async def main() -> list[str]:
+        adapter = make(region="eu")
+        await adapter.start()
+        try:
+            return await adapter.check_online([{"tag": "Enterprise"}])
+        finally:
+            await adapter.close()
+
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.get("https://api.eu.intercom.io/me").respond(200, json=me)
+        assert run_virtual(main()) == []
+        assert len(mock.calls) == 1
+        assert_headers(route.calls.last.request, has_body=False)
+
+
+def test_default_rate_limit_is_intercoms_per_app_limit_with_margin() -> None:
+    limit = make().rate_limit
+    assert limit.per_seconds == 10
+    assert 1300 <= limit.requests < 1666  # 10,000 a minute is 1,666 per 10 s window
+    assert make(rate_limit={"requests": 100}).rate_limit.requests == 100
+
+
+@pytest.mark.parametrize("raw", [
+    {"token": ""}, {"token": "short"}, {"region": "us-east"}, {"api_version": "latest"},
+    {"contact_role": "visitor"}, {"tokn": "x"},
+])
+def test_config_refuses(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        IntercomConfig.model_validate({"type": "intercom", "token": TOKEN, **raw})
+
+
+def test_token_is_secret_and_redacted() -> None:
+    adapter = make()
+    assert TOKEN not in repr(adapter.config)
+    assert TOKEN in adapter.secrets()
+
+
+@pytest.mark.parametrize("options, ok", [
+    ({"tag": "Enterprise"}, True), ({"tag": "VIP customers"}, True), ({}, False), ({"tag": ""}, False),
+    ({"tag": " Enterprise"}, False), ({"tag": 2024}, False), ({"tag": "x", "list": "1"}, False),
+])
+def test_mapping_options(options: dict[str, Any], ok: bool) -> None:
+    if ok:
+        assert IntercomAdapter.validate_options(options) == options
+    else:
+        with pytest.raises(OptionsError):
+            IntercomAdapter.validate_options(options)

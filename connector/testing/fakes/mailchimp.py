@@ -78,6 +78,10 @@ class FakeMailchimp(FakeServer):
         self.audiences: dict[str, dict[str, FakeMember]] = {a: {} for a in audiences}
         self.reject: set[str] = set()
         self.tag_calls: dict[str, int] = {}
+        #: most requests in flight at once, those refused with 429 included (the base's
+        #: limit stops counting at its cap, so it could never show a client going over)
+        self.peak_connections = 0
+        self._open = 0
         self._state = threading.Lock()  # tests read from their thread while routes write
 
     # -- helpers for tests -------------------------------------------------------------------
@@ -96,10 +100,17 @@ class FakeMailchimp(FakeServer):
         found = self.member(audience, email)
         return set(found.tags) if found else set()
 
-    @property
-    def peak_connections(self) -> int:
-        """Most requests the fake was handling at once."""
-        return self.concurrency.peak if self.concurrency else 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        self._open += 1  # only the server's event loop touches these
+        self.peak_connections = max(self.peak_connections, self._open)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._open -= 1
 
     # -- vendor shapes --------------------------------------------------------------------------
 

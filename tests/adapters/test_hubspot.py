@@ -104,7 +104,8 @@ def test_remove_puts_the_record_id_to_the_remove_call() -> None:
 
 
 def test_missing_contact_is_created_with_batch_upsert_when_enabled() -> None:
-    created = {"status": "COMPLETE", "results": [{"id": "2002", "new": True, "properties": {"email": "ann@example.com"}}]}
+    result = {"id": "2002", "new": True, "properties": {"email": "ann@example.com"}}
+    created = {"status": "COMPLETE", "results": [result]}
     with respx.mock(base_url=BASE) as mock:
         mock.post(READ).mock(side_effect=contacts({}))
         upsert = mock.post(UPSERT).mock(return_value=httpx.Response(200, json=created))

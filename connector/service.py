@@ -79,8 +79,11 @@ class Service:
         while not self.stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), MAPPING_POLL_SECONDS)
-            if not self.stopping.is_set() and self.mappings.changed():
-                self.reload_mappings()
+            try:
+                if not self.stopping.is_set() and self.mappings.changed():
+                    self.reload_mappings()
+            except Exception:  # the watcher must outlive any surprise, or edits stop applying
+                log.exception("mapping watcher error; previous mappings stay active")
 
     def _install_signals(self, server: uvicorn.Server) -> None:
         loop = asyncio.get_running_loop()

@@ -55,6 +55,9 @@ def load(path: Path, transform: Callable[[str, Loc], str] | None = None) -> Loca
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = text_line_of(path, exc.start)
+        raise YamlError(path, line, "not UTF-8 text") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -99,6 +102,14 @@ def _scalar(node: yaml.Node, out: Located) -> Any:
 
 # Only used to turn scalar nodes into int/bool/str the way SafeLoader would.
 _SCALARS = yaml.SafeLoader("")
+
+
+def text_line_of(path: Path, offset: int) -> int | None:
+    """The 1-based line holding byte ``offset`` of ``path``."""
+    try:
+        return path.read_bytes()[:offset].count(b"\n") + 1
+    except OSError:
+        return None
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

@@ -64,7 +64,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) 
 class ServeProcess:
     """`python -m connector serve` as a child process, as an operator runs it."""
 
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, port: int, env: dict[str, str] | None = None, preexec_fn: Any = None
+    ) -> None:
+        self.preexec_fn = preexec_fn
         self.config = config
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -80,6 +83,7 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

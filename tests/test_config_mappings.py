@@ -110,3 +110,11 @@ def test_watcher_swaps_only_valid_sets(tmp_path: Path) -> None:
     assert watcher.poll() is True
     assert watcher.current.groups() == ["beta"] and watcher.last_error is None
     assert watcher.poll() is False  # unchanged files: nothing to do
+
+
+def test_binary_garbage_in_a_mapping_file_is_a_located_error(tmp_path: Path) -> None:
+    config = load_config(write_setup(tmp_path))
+    (tmp_path / "mappings" / "groups.yaml").write_bytes(b"mappings:\n  - group: x\n\x00\xff\xfe\n")
+    with pytest.raises(YamlError) as err:
+        load_mappings(config)
+    assert err.value.line == 3 and "not UTF-8" in err.value.message

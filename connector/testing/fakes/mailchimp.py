@@ -115,9 +115,13 @@ class FakeMailchimp(FakeServer):
     # -- vendor shapes --------------------------------------------------------------------------
 
     def error_response(self, status: int, message: str) -> Response:
+        return self.problem(status, _TITLES.get(status, "Error"), message)
+
+    def problem(self, status: int, title: str, detail: str) -> Response:
+        """A Problem Detail document, Mailchimp's shape for every error."""
         return JSONResponse(
-            {"type": ERROR_DOCS, "title": _TITLES.get(status, "Error"), "status": status,
-             "detail": message, "instance": str(uuid.uuid4())},
+            {"type": ERROR_DOCS, "title": title, "status": status, "detail": detail,
+             "instance": str(uuid.uuid4())},
             status_code=status, media_type="application/problem+json",
         )
 
@@ -151,7 +155,7 @@ class FakeMailchimp(FakeServer):
         given = request.headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
         if not value:
-            return self.error_response(401, "Your request did not include an API key.")
+            return self.problem(401, "API Key Missing", "Your request did not include an API key.")
         if scheme.lower() == "bearer" and value == self.api_key:
             return None
         if scheme.lower() == "basic":

@@ -1,0 +1,117 @@
+"""FakeMailchimp answers like the documented API: paths, auth, Problem Details, the
+10-connection limit, and the base's fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from typing import Iterator
+
+import httpx
+import pytest
+
+from connector.testing.fakes import Faults
+from connector.testing.fakes.mailchimp import FakeMailchimp
+
+KEY = "00112233445566778899aabbccddeeff-us21"
+AUD = "c0ffee1234"
+ANN = "ann@example.com"
+ANN_HASH = hashlib.md5(ANN.encode()).hexdigest()
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+
+
+def basic(password: str, user: str = "anystring") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeMailchimp]:
+    server = FakeMailchimp(KEY, audiences={AUD})
+    with server.serve():
+        yield server
+
+
+@pytest.fixture
+def api(fake: FakeMailchimp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{fake.base_url}/3.0", headers=basic(KEY)) as client:
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int, title: str) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert set(body) == PROBLEM_KEYS and body["status"] == status and body["title"] == title
+
+
+def test_auth_is_basic_with_any_user_or_bearer_with_the_key(fake: FakeMailchimp, api: httpx.Client) -> None:
+    assert api.get("/ping").json() == {"health_status": "Everything's Chimpy!"}
+    assert api.get("/ping", headers=basic(KEY, user="someone-else")).status_code == 200
+    assert api.get("/ping", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert_problem(api.get("/ping", headers=basic("wrong-us21")), 401, "API Key Invalid")
+    assert_problem(api.get("/ping", headers={"Authorization": f"Bearer {KEY}x"}), 401, "API Key Invalid")
+    assert_problem(httpx.get(f"{fake.base_url}/3.0/ping"), 401, "API Key Missing")
+
+
+def test_audience_read_and_unknowns_are_404_problem_details(api: httpx.Client) -> None:
+    assert api.get(f"/lists/{AUD}", params={"fields": "id,name"}).json() == {"id": AUD, "name": f"Audience {AUD}"}
+    assert_problem(api.get("/lists/nope"), 404, "Resource Not Found")
+    assert_problem(api.get("/campaigns"), 404, "Resource Not Found")
+
+
+def test_tags_are_204_and_declarative_and_404_for_a_non_member(fake: FakeMailchimp, api: httpx.Client) -> None:
+    assert_problem(api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags",
+                            json={"tags": [{"name": "A", "status": "active"}]}), 404, "Resource Not Found")
+    fake.seed_member(AUD, ANN, tags={"Old"})
+    answer = api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags", json={"tags": [
+        {"name": "A", "status": "active"}, {"name": "Old", "status": "inactive"}, {"name": "B", "status": "inactive"}]})
+    assert answer.status_code == 204 and answer.content == b""
+    assert fake.tags_of(AUD, ANN) == {"A"}
+    assert_problem(api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags",
+                            json={"tags": [{"name": "A", "status": "on"}]}), 400, "Invalid Resource")
+
+
+def test_put_upserts_and_never_changes_an_existing_members_status(fake: FakeMailchimp, api: httpx.Client) -> None:
+    path = f"/lists/{AUD}/members/{ANN_HASH}"
+    assert_problem(api.put(path, json={"email_address": ANN}), 400, "Invalid Resource")
+    assert_problem(api.put(path, json={"email_address": "bob@example.com", "status_if_new": "pending"}),
+                   400, "Invalid Resource")  # the hash is Ann's
+    created = api.put(path, json={"email_address": ANN, "status_if_new": "transactional"})
+    assert created.status_code == 200
+    assert created.json()["id"] == ANN_HASH and created.json()["status"] == "transactional"
+    again = api.put(path, json={"email_address": ANN, "status_if_new": "subscribed"})
+    assert again.json()["status"] == "transactional"
+    assert_problem(api.put(f"/lists/nope/members/{ANN_HASH}", json={"email_address": ANN}), 404, "Resource Not Found")
+
+
+def test_an_eleventh_simultaneous_request_gets_mailchimps_429_without_a_delay() -> None:
+    fake = FakeMailchimp(KEY, audiences={AUD}, faults=Faults(latency=0.5))
+
+    async def burst(base_url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=f"{base_url}/3.0", headers=basic(KEY)) as client:
+            return await asyncio.gather(*(client.get("/ping") for _ in range(11)))
+
+    with fake.serve() as base_url:
+        answers = asyncio.run(burst(base_url))
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(refused) == 1 and sum(a.status_code == 200 for a in answers) == 10
+    assert_problem(refused[0], 429, "Too Many Requests")
+    assert "10 simultaneous connections" in refused[0].json()["detail"]
+    assert "retry-after" not in refused[0].headers
+    assert fake.peak_connections == 11 and fake.log.counters["concurrency"] == 1
+
+
+def test_scripted_trouble_uses_mailchimps_shapes(fake: FakeMailchimp, api: httpx.Client) -> None:
+    fake.throttle_next(2.0)
+    throttled = api.get("/ping")
+    assert_problem(throttled, 429, "Too Many Requests")
+    assert throttled.headers["retry-after"] == "2"
+    fake.fail_next(503, "maintenance")
+    failed = api.get("/ping")
+    assert_problem(failed, 503, "Service Unavailable")
+    assert failed.json()["detail"] == "maintenance"
+    fake.drop_next()
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.get("/ping")
+    assert [r.cause for r in fake.requests] == ["throttled", "fault", "dropped"]

@@ -156,7 +156,6 @@ class FakeIntercom(FakeServer):
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/me", self._guard(self.me), methods=["GET"]),
-            Route("/tags", self._guard(self.list_tags), methods=["GET"]),
             Route("/tags", self._guard(self.create_tag), methods=["POST"]),
             Route("/contacts", self._guard(self.create_contact), methods=["POST"]),
             Route("/contacts/search", self._guard(self.search), methods=["POST"]),
@@ -185,10 +184,6 @@ class FakeIntercom(FakeServer):
                     "created_at": 1734537243, "secure": False, "identity_verification": False,
                     "timezone": "Europe/Dublin", "region": self.region},
         })
-
-    async def list_tags(self, request: Request) -> Response:
-        data = [{"type": "tag", "id": i, "name": n} for i, n in self.tags.items()]
-        return JSONResponse({"type": "list", "data": data})
 
     async def create_tag(self, request: Request) -> Response:
         body = await _json(request)

@@ -51,8 +51,9 @@ def seeded_fake(rate_limit: WindowLimit) -> tuple[FakeHubSpot, str]:
 async def accept_burst(store: Store) -> int:
     for i in range(CUSTOMERS):
         groups = ([ENT], []) if i in LEAVING else ([], [ENT])
-        body = membership_event(event_id=f"pEv_{i}", customer_id=f"c_{i}", email=email(i), groups_before=groups[0],
-                                groups_after=groups[1], timestamp="2026-01-01T00:00:01Z", generation="versioned")  # fmt: skip
+        body = membership_event(event_id=f"pEv_{i}", customer_id=f"c_{i}", email=email(i),
+                                groups_before=groups[0], groups_after=groups[1],
+                                timestamp="2026-01-01T00:00:01Z", generation="versioned")  # fmt: skip
         event = parse_event(orjson.dumps(body))
         await store.accept(event, [[Route("hubspot", DEST)] for _ in event.changes])
     return CUSTOMERS
@@ -79,7 +80,9 @@ def run_burst(tmp_path: Path, fake: FakeHubSpot, rate_limit: dict[str, Any] | No
     async def scenario(base_url: str) -> dict[str, Any]:
         store = open_store("sqlite:///burst.db", tmp_path)
         await store.open()
-        raw = {"type": "hubspot", "token": TOKEN, "base_url": base_url, **({"rate_limit": rate_limit} if rate_limit else {})}
+        raw: dict[str, Any] = {"type": "hubspot", "token": TOKEN, "base_url": base_url}
+        if rate_limit:
+            raw["rate_limit"] = rate_limit
         adapter = HubSpotAdapter("hubspot", HubSpotConfig.model_validate(raw))
         await adapter.start()
         settings = DeliverySection(poll_interval_seconds=0.05, backoff_base_seconds=0.1, backoff_max_seconds=1)

@@ -42,6 +42,12 @@ def _error(status: int, message: str, category: str, **extra: Any) -> JSONRespon
     return JSONResponse(body, status_code=status)
 
 
+def _item_error(category: str, message: str, ids: list[str]) -> dict[str, Any]:
+    # The spec's StandardError requires errors and links too; HubSpot sends them empty or not at all.
+    return {"status": "error", "category": category, "message": message, "context": {"ids": ids},
+            "errors": [], "links": {}}  # fmt: skip
+
+
 _CATEGORIES = {400: "VALIDATION_ERROR", 401: "INVALID_AUTHENTICATION", 403: "MISSING_SCOPES",
                404: "OBJECT_NOT_FOUND", 409: "CONFLICT", 415: "VALIDATION_ERROR", 429: "RATE_LIMITS"}  # fmt: skip
 
@@ -230,8 +236,8 @@ class FakeHubSpot(FakeServer):
                 missing.append(key)
             else:
                 results.append(self._public(record, body.get("properties")))
-        return self._batch_answer(results, [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": _NOT_FOUND,
-                                              "context": {"ids": missing}}] if missing else [])  # fmt: skip
+        errors = [_item_error("OBJECT_NOT_FOUND", _NOT_FOUND, missing)] if missing else []
+        return self._batch_answer(results, errors)
 
     async def batch_upsert(self, request: Request) -> Response:
         parsed = await self._inputs(request)
@@ -242,8 +248,8 @@ class FakeHubSpot(FakeServer):
         for item in inputs:
             email = str(item["id"]).strip().lower()
             if item.get("idProperty") != "email" or "@" not in email:
-                errors.append({"status": "error", "category": "VALIDATION_ERROR", "context": {"ids": [item["id"]]},
-                               "message": f"Property values were not valid: email {item['id']!r}"})  # fmt: skip
+                message = f"Property values were not valid: email {item['id']!r}"
+                errors.append(_item_error("VALIDATION_ERROR", message, [str(item["id"])]))
                 continue
             new = email not in self.contacts
             self.seed_contact(email, **{k: str(v) for k, v in (item.get("properties") or {}).items()})

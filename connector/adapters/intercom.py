@@ -191,7 +191,7 @@ class IntercomAdapter(HttpAdapter):
         """The token works (``GET /me``), in the configured region, and the mapped tag
         names are usable. Read-only: a missing tag is not a problem, it is created on use."""
         try:
-            me = self._body(await self.request("GET", "/me"), "GET", "/me")
+            me = await self._json_call("GET", "/me")
         except CrmError as error:
             hint = " (check the token, and that region/base_url is the workspace's region)"
             return [error.reason + (hint if error.status == 401 else "")]
@@ -242,10 +242,11 @@ class IntercomAdapter(HttpAdapter):
         email, tag = str(change.email), str(change.options["tag"])
         contacts = await self._find(email)
         if not contacts:
-            if change.action == "remove":
-                return Outcome.skipped(f"{mask_email(email)} not in Intercom: nothing to untag")
+            if change.action == "remove":  # nobody carries the tag: as wanted (as Mailchimp's target)
+                return Outcome.done()
             if not self.config.create_missing_contacts:
-                return Outcome.skipped(f"{mask_email(email)} not in Intercom and create_missing_contacts is off")
+                return Outcome.skipped(
+                    f"{mask_email(email)} not in Intercom and create_missing_contacts is off")
             created = await self._create(change)
             if isinstance(created, Outcome):
                 return created
@@ -284,7 +285,7 @@ class IntercomAdapter(HttpAdapter):
         key = name.casefold()  # Intercom's names are case-insensitive, so is this cache
         async with self._tag_locks.setdefault(key, asyncio.Lock()):  # one lookup per name
             if key not in self._tag_ids:
-                body = self._body(await self.request("POST", "/tags", json={"name": name}), "POST", "/tags")
+                body = await self._json_call("POST", "/tags", json={"name": name})
                 if not isinstance(body.get("id"), (str, int)) or body["id"] == "":
                     raise self.crm_error("POST", "/tags", 200, "answer has no tag id", transient=True)
                 self._tag_ids[key] = str(body["id"])
@@ -301,7 +302,7 @@ class IntercomAdapter(HttpAdapter):
 
     async def _search(self, email: str) -> tuple[_Contact, ...]:
         query = {"query": {"field": "email", "operator": "=", "value": email}}
-        body = self._body(await self.request("POST", "/contacts/search", json=query), "POST", "/contacts/search")
+        body = await self._json_call("POST", "/contacts/search", json=query)
         found = _contacts_in(body, email)
         if len(found) > 1:
             roles = ", ".join(sorted(c.role for c in found))
@@ -318,33 +319,41 @@ class IntercomAdapter(HttpAdapter):
             body["name"] = change.full_name
         response = await self.request("POST", "/contacts", json=body, accept={409})
         if response.status_code != 409:
-            contact = _contact(self._body(response, "POST", "/contacts"))
+            contact = _contact(self._body(response))
             if contact is None:
-                raise self.crm_error("POST", "/contacts", response.status_code, "answer has no contact id", transient=True)
+                raise self._unusable(response, "answer has no contact id")
             self._contacts.put(email, (contact,))
             return (contact,)
         message = self.redact(crm_message(response))
         if "archived" in message.lower():
-            return Outcome.skipped(f"{mask_email(email)} is archived in Intercom: unarchive the contact to sync it")
+            return Outcome.skipped(
+                f"{mask_email(email)} is archived in Intercom: unarchive the contact to sync it")
         found = await self._search(email)
         if found:
             self._contacts.put(email, found)
             return found
-        clash = f", or another contact has external_id {change.external_id!r}" if "external_id" in body else ""
+        clash = f", or another contact has external_id {body['external_id']!r}" if "external_id" in body else ""
         return Outcome.retry(
             f"{self.name}: POST /contacts -> HTTP 409: {message}; but search does not show "
             f"{mask_email(email)} yet (search lags behind creates{clash})"
         )
 
-    def _body(self, response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+    async def _json_call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self._body(await self.request(method, path, **kwargs))
+
+    def _body(self, response: httpx.Response) -> dict[str, Any]:
         """The JSON object of a 2xx; an unreadable one is a proxy's or a blip: transient."""
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise self.crm_error(method, path, response.status_code, "answer is not a JSON object", transient=True)
+            raise self._unusable(response, "answer is not a JSON object")
         return body
+
+    def _unusable(self, response: httpx.Response, message: str) -> CrmError:
+        request = response.request
+        return self.crm_error(request.method, request.url.path, response.status_code, message, transient=True)
 
 
 def _tag_name_problems(destinations: Sequence[Mapping[str, Any]]) -> list[str]:

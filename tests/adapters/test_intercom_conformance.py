@@ -162,12 +162,14 @@ def test_contact_deleted_since_cached_and_gone_is_skipped_or_recreated(fake: Fak
     assert fake.tags_for_email("gone2@example.com") == {"B"}
 
 
-def test_removal_from_a_contact_deleted_since_cached_is_skipped(fake: FakeIntercom) -> None:
+def test_removal_from_a_contact_deleted_since_cached_is_done(fake: FakeIntercom) -> None:
     first = fake.seed_contact("gone@example.com")
     results = run(fake, [change("gone@example.com")], [change("gone@example.com", "remove")],
                   between=lambda f: f.delete_contact(first), create_missing_contacts=True)
-    assert kinds(results) == [["done"], ["skipped"]]
+    assert kinds(results) == [["done"], ["done"]]
     assert fake.with_email("gone@example.com") == []  # never created just to untag
+    assert len(fake.log.matching("DELETE", "/contacts/*")) == 1
+    assert len(fake.log.matching("POST", "/contacts/search")) == 2  # looked up again after the 404
 
 
 def test_tag_deleted_since_cached_is_created_again(fake: FakeIntercom) -> None:

@@ -214,8 +214,8 @@ class FakeIntercom(FakeServer):
         clash = next((c for c in self.contacts.values() if c.email.lower() == body["email"].lower()
                       or (body.get("external_id") and c.external_id == body["external_id"])), None)
         if clash is not None:
-            archived = "An archived contact" if clash.archived else "A contact"
-            return self.error_response(409, f"{archived} matching those details already exists with id={clash.id}")
+            who = "An archived contact" if clash.archived else "A contact"
+            return self.error_response(409, f"{who} matching those details already exists with id={clash.id}")
         contact = FakeContact(self._contact_id(), body["email"], body.get("role", "user"),
                               body.get("external_id"), body.get("name"))
         self.contacts[contact.id] = contact

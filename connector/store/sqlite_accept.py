@@ -83,22 +83,61 @@ def _apply_change(
     if change.customer != event.customer:
         _upsert_customer(conn, change.customer, event)
     _upsert_group(conn, change.group, event)
+    stamp = (event.event_time, event.event_id)
     row = conn.execute(
-        "SELECT member, event_time, event_id FROM memberships WHERE customer_id = ? AND group_id = ?",
+        "SELECT member, event_time, event_id, first_time, first_id FROM memberships"
+        " WHERE customer_id = ? AND group_id = ?",
         (customer_id, group_id),
     ).fetchone()
-    if row is not None and (row[1], row[2]) >= (event.event_time, event.event_id):
+    if row is not None and (row[1], row[2]) >= stamp:
+        if stamp < (row[3], row[4]):
+            return False, _older_than_all_seen(conn, customer_id, group_id, row[0], routes, event, 1 - desired, now)
         return False, 0
     # Before the first event we see for a pair, the event itself says what it was before.
     prior = row[0] if row is not None else 1 - desired
+    first = (row[3], row[4]) if row is not None else stamp
     conn.execute(
-        "INSERT OR REPLACE INTO memberships (customer_id, group_id, member, event_time, event_id) VALUES (?,?,?,?,?)",
-        (customer_id, group_id, desired, event.event_time, event.event_id),
+        "INSERT OR REPLACE INTO memberships (customer_id, group_id, member, event_time, event_id, first_time, first_id)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (customer_id, group_id, desired, *stamp, *first),
     )
     created = 0
     for route in routes:
         created += reconcile(conn, route.target, route.dest, customer_id, group_id, desired, prior, event.event_id, now)
     return True, created
+
+
+def _older_than_all_seen(
+    conn: sqlite3.Connection,
+    customer_id: str,
+    group_id: str,
+    desired: int,
+    routes: Sequence[Route],
+    event: ParsedEvent,
+    before: int,
+    now: float,
+) -> int:
+    """A late event older than any seen: its before-state is a better guess of the CRM's.
+
+    The first event to arrive set each destination's assumed state from its own
+    before-state; if an older event turns up (Plain does not order deliveries), that
+    guess was made from a state the CRM never received. Correct the guesses nothing has
+    confirmed yet, then reconcile, so that e.g. join(t1), leave(t2), join(t3) arriving as
+    t2, t1, t3 still ends with the contact in the list.
+    """
+    conn.execute(
+        "UPDATE memberships SET first_time = ?, first_id = ? WHERE customer_id = ? AND group_id = ?",
+        (event.event_time, event.event_id, customer_id, group_id),
+    )
+    created = 0
+    for route in routes:
+        conn.execute(
+            "UPDATE applied SET member = ? WHERE target = ? AND dest = ? AND customer_id = ? AND group_id = ?"
+            " AND note = 'assumed'",
+            (before, route.target, route.dest, customer_id, group_id),
+        )
+        created += reconcile(conn, route.target, route.dest, customer_id, group_id, desired, before, event.event_id, now)
+    return created
 
 
 def reconcile(

@@ -30,13 +30,16 @@ CREATE TABLE IF NOT EXISTS groups (
     event_id    TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- Desired state: the newest event (time, then id) per (customer, group) wins.
+-- Desired state: the newest event (time, then id) per (customer, group) wins. The oldest
+-- event seen is kept too: its before-state is the best guess of what CRMs had before.
 CREATE TABLE IF NOT EXISTS memberships (
     customer_id TEXT NOT NULL,
     group_id    TEXT NOT NULL,
     member      INTEGER NOT NULL,
     event_time  TEXT NOT NULL,
     event_id    TEXT NOT NULL,
+    first_time  TEXT NOT NULL,
+    first_id    TEXT NOT NULL,
     PRIMARY KEY (customer_id, group_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS memberships_group ON memberships(group_id, member);

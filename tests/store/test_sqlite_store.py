@@ -71,7 +71,9 @@ def test_older_event_never_overrides_newer(tmp_path: Path) -> None:
         items = await _claim(s)
         await s.close()
         assert newer.applied_changes == 1 and older.stale_changes == 1
-        assert [i.desired for i in items] == [False]
+        # Not overridden (that would be an add); and since the late join shows the customer
+        # was never a member before t1, there is nothing to remove from the CRM either.
+        assert items == []
 
     run(scenario())
 
@@ -80,11 +82,13 @@ def test_equal_times_are_broken_by_event_id(tmp_path: Path) -> None:
     async def scenario() -> None:
         s = open_store("sqlite:///t.db", tmp_path)
         await s.open()
-        await accept(s, event("pEv_B", "2026-01-01T00:00:01Z", [], [ENT]))
-        await accept(s, event("pEv_A", "2026-01-01T00:00:01Z", [ENT], []))  # lower id loses
+        await accept(s, event("pEv_0", "2026-01-01T00:00:00Z", [], [ENT]))
+        await s.finish([Finished(i, "done") for i in await _claim(s)])  # the CRM has the member
+        await accept(s, event("pEv_B", "2026-01-01T00:00:01Z", [ENT], []))
+        await accept(s, event("pEv_A", "2026-01-01T00:00:01Z", [], [ENT]))  # same time, lower id: loses
         items = await _claim(s)
         await s.close()
-        assert [i.desired for i in items] == [True]
+        assert [i.desired for i in items] == [False]
 
     run(scenario())
 
@@ -274,5 +278,23 @@ def test_take_over_releases_a_dead_predecessors_leases_and_locks_the_store(tmp_p
         items = await _claim(s, "new-process")
         await s.close()
         assert released == 1 and len(items) == 1
+
+    run(scenario())
+
+
+def test_late_oldest_event_corrects_the_assumed_crm_state(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        s = open_store("sqlite:///t.db", tmp_path)
+        await s.open()
+        # join(t1), leave(t2), join(t3) arrive as t2, t1, t3, all before any delivery
+        await accept(s, event("pEv_2", "2026-01-01T00:00:02Z", [ENT], []))
+        await accept(s, event("pEv_1", "2026-01-01T00:00:01Z", [], [ENT]))
+        after_late = await _claim(s, "w1")
+        await accept(s, event("pEv_3", "2026-01-01T00:00:03Z", [], [ENT]))
+        final = await _claim(s, "w2")
+        await s.close()
+        # The CRM never saw the join at t1: nothing to remove, and then the add is due.
+        assert after_late == []
+        assert [i.desired for i in final] == [True]
 
     run(scenario())

@@ -42,7 +42,11 @@ class GroupCommitter:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            raise self._error
+            self._thread.join()
+            self._thread = None
+            error, self._error = self._error, None
+            self._ready.clear()
+            raise error
 
     def stop(self) -> None:
         if self._thread is not None:

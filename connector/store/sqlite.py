@@ -21,7 +21,7 @@ from connector.store.base import (
     WorkItem,
 )
 from connector.store.groupcommit import GroupCommitter
-from connector.store.sqlite_schema import SCHEMA
+from connector.store.sqlite_schema import SCHEMA, SCHEMA_VERSION
 
 _CLAIM_COLUMNS = (
     "o.id, o.version, o.target, o.dest, o.customer_id, o.group_id, o.desired, o.attempts, o.lease_owner,"
@@ -53,11 +53,21 @@ class SQLiteStore(Store):
     def _open_connection(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise sqlite3.DatabaseError(
+                f"{self.path} was written by a newer plain-crm-sync (schema {version} > {SCHEMA_VERSION})"
+            )
         conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return conn
 
     async def open(self) -> None:
-        self._writer.start()
+        try:
+            self._writer.start()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
 
     async def close(self) -> None:
         self._writer.stop()

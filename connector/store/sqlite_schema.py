@@ -1,5 +1,8 @@
 """SQLite tables. Desired state, per-target applied state, and the work between them."""
 
+#: bumped with every change to the tables; a store written by a newer release is refused
+SCHEMA_VERSION = 1
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
     event_id    TEXT PRIMARY KEY,

@@ -298,3 +298,24 @@ def test_late_oldest_event_corrects_the_assumed_crm_state(tmp_path: Path) -> Non
         assert [i.desired for i in final] == [True]
 
     run(scenario())
+
+
+def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from connector.store import StoreUnavailable
+
+    conn = sqlite3.connect(tmp_path / "t.db")
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+
+    async def scenario() -> str:
+        s = open_store("sqlite:///t.db", tmp_path)
+        try:
+            await s.open()
+        except StoreUnavailable as exc:
+            return str(exc)
+        await s.close()
+        return "opened"
+
+    assert "newer plain-crm-sync (schema 999 > 1)" in run(scenario())

@@ -70,8 +70,7 @@ class _Batch:
         return [i for i, o in enumerate(self.outcomes) if o is None]
 
     def result(self) -> list[Outcome]:
-        missing = Outcome.retry("hubspot: change was not processed (adapter bug)")
-        return [o or missing for o in self.outcomes]
+        return [o or Outcome.retry("hubspot: change was not processed (adapter bug)") for o in self.outcomes]
 
 
 class HubSpotAdapter(HttpAdapter):
@@ -97,19 +96,15 @@ class HubSpotAdapter(HttpAdapter):
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         usage = 'hubspot takes exactly one of list: "<ILS list id>" or list_name: "<list name>"'
-        if set(options) == {"list"}:
-            value = options["list"]
-            if isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)
-            if not isinstance(value, str) or not value.strip().isdigit():
-                raise OptionsError(f"list must be the numeric ILS list id (to name a list use list_name:); {usage}")
-            return {"list": value.strip()}
-        if set(options) == {"list_name"}:
-            value = options["list_name"]
-            if not isinstance(value, str) or not value.strip():
-                raise OptionsError(f"list_name must be a non-empty list name; {usage}")
-            return {"list_name": value.strip()}
-        raise OptionsError(usage)
+        if len(options) != 1 or not set(options) <= {"list", "list_name"}:
+            raise OptionsError(usage)
+        [(key, value)] = options.items()
+        if key == "list" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # YAML reads list: 123 as a number
+        if not isinstance(value, str) or not value.strip() or (key == "list" and not value.strip().isdigit()):
+            what = "the numeric ILS list id (to name a list use list_name:)" if key == "list" else "a list name"
+            raise OptionsError(f"{key} must be {what}; {usage}")
+        return {key: value.strip()}
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.token.get_secret_value()}"}
@@ -251,8 +246,7 @@ class HubSpotAdapter(HttpAdapter):
     async def _lookup(self, emails: set[str]) -> tuple[dict[str, str], dict[str, Outcome]]:
         """Record ids of existing contacts by email: cache first, then batch/read."""
         found = {e: self._ids[e] for e in emails if e in self._ids}
-        for email in found:
-            self._ids.move_to_end(email)
+        self._remember(found)  # refreshes their place in the LRU
         unknown = sorted(emails - found.keys())
         errors: dict[str, Outcome] = {}
         for part_found, part_errors in await asyncio.gather(*map(self._read, _chunks(unknown, BATCH_INPUTS))):
@@ -299,10 +293,9 @@ class HubSpotAdapter(HttpAdapter):
         for ids in _chunks(list(dict.fromkeys(record_ids)), MEMBERSHIP_IDS):
             response = await self._call("PUT", path, json=ids, accept={404})
             if response.status_code == 404:
-                for name, cached in list(self._list_names.items()):
-                    if cached == list_id:
-                        del self._list_names[name]  # recreated under the same name? look again next time
-                message = f"HubSpot has no list {list_id} (check the mapping's list id): {crm_message(response)}"
+                # A list resolved by name may have been recreated: look the name up again next time.
+                self._list_names = {n: i for n, i in self._list_names.items() if i != list_id}
+                message = f"HubSpot has no list {list_id} (deleted? check the mapping): {crm_message(response)}"
                 raise self.crm_error("PUT", path, 404, message, transient=False)
             missing.update(str(x) for x in _json(response).get("recordIdsMissing") or ())
         return missing
@@ -345,9 +338,8 @@ def _norm(email: str | None) -> str:
 
 
 def _list_ref(options: Mapping[str, Any]) -> tuple[str, str]:
-    if "list" in options:
-        return ("list", str(options["list"]))
-    return ("list_name", str(options["list_name"]))
+    kind = "list" if "list" in options else "list_name"
+    return (kind, str(options[kind]))
 
 
 def _chunks(items: Sequence[T], size: int) -> list[list[T]]:
@@ -376,13 +368,9 @@ def _ids_by_email(results: Any, asked: Sequence[str]) -> dict[str, str]:
 
 
 def _properties(email: str, full_name: str | None) -> dict[str, str]:
-    properties = {"email": email}
     first, _, last = (full_name or "").strip().partition(" ")
-    if first:
-        properties["firstname"] = first
-    if last.strip():
-        properties["lastname"] = last.strip()
-    return properties
+    names = {"firstname": first, "lastname": last.strip()}
+    return {"email": email, **{k: v for k, v in names.items() if v}}
 
 
 def _missing_reason(change: Change) -> str:
@@ -400,9 +388,7 @@ def _list_problem(info: Any, label: str, message: str) -> str | None:
     kind = info.get("processingType")
     if kind not in WRITABLE:
         return f"{label} is a {kind} list, which HubSpot fills from its filters; map a MANUAL or SNAPSHOT list"
-    if "listId" not in info:
-        return f"{label}: HubSpot's answer carries no listId"
-    return None
+    return None if "listId" in info else f"{label}: HubSpot's answer carries no listId"
 
 
 def _required_scopes(body: Mapping[str, Any]) -> list[str]:

@@ -70,7 +70,7 @@ def test_unknown_list_fails_naming_the_list() -> None:
         [outcome] = apply([change()])
     assert outcome.kind == "failed"
     assert outcome.reason == ("hubspot: PUT /crm/v3/lists/123/memberships/add -> HTTP 404: HubSpot has no list 123 "
-                              "(check the mapping's list id): OBJECT_NOT_FOUND: List does not exist with id 123")
+                              "(deleted? check the mapping): OBJECT_NOT_FOUND: List does not exist with id 123")
 
 
 def test_list_name_that_does_not_resolve_fails_before_any_contact_call() -> None:

@@ -1,12 +1,9 @@
 """HubSpot: Plain customer groups kept as members of HubSpot contact lists.
 
-A mapping names a MANUAL or SNAPSHOT contact list (``list: "123"``, the ILS list id, or
-``list_name: "Enterprise"``). One batch costs: one list-name lookup per name per process
-(cached), one ``batch/read`` per 100 distinct emails (ids are cached too), one
-``batch/upsert`` per 100 contacts to create (only with ``create_missing_contacts``), and
-one ``memberships/add`` plus one ``memberships/remove`` per list. Both membership calls
-are idempotent (HubSpot ignores records already in / not in the list), so a batch that is
-sent again after a crash changes nothing. See docs/targets/hubspot.md.
+A mapping names a MANUAL or SNAPSHOT contact list (``list: "123"``, the ILS id, or
+``list_name:``). Per batch: a cached name lookup, one ``batch/read`` per 100 unknown emails,
+one ``batch/upsert`` per 100 contacts to create (opt-in), and per list one idempotent
+``memberships/remove`` and one ``memberships/add``. See docs/targets/hubspot.md.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message
@@ -52,6 +49,13 @@ class HubSpotConfig(HttpTargetConfig):
 
     token: SecretStr
     create_missing_contacts: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_set(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():  # an unset ${HUBSPOT_TOKEN} expands to ""
+            raise ValueError("token is empty: set the private app's access token (is the variable set?)")
+        return value
 
 
 @dataclass

@@ -243,6 +243,8 @@ def test_config_refuses_unknown_keys_and_needs_a_token() -> None:
         HubSpotConfig.model_validate({"type": "hubspot", "token": TOKEN, "create_missing_contact": True})
     with pytest.raises(ValidationError):
         HubSpotConfig.model_validate({"type": "hubspot"})
+    with pytest.raises(ValidationError, match="token is empty"):
+        HubSpotConfig.model_validate({"type": "hubspot", "token": " "})
 
 
 @pytest.mark.parametrize("options, normalised", [

@@ -65,12 +65,12 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         try:
-            self._writer.start()
+            await self._writer.start()
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
 
     async def close(self) -> None:
-        self._writer.stop()
+        await self._writer.stop()
         if self._lock is not None:
             self._lock.close()
             self._lock = None

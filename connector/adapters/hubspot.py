@@ -178,7 +178,7 @@ class HubSpotAdapter(HttpAdapter):
             if email in found:
                 records[i] = found[email]
             else:
-                batch.settle([i], errors.get(email) or Outcome.skipped(_missing_reason(batch.changes[i])))
+                batch.settle([i], errors.get(email) or _missing(batch.changes[i]))
         return records
 
     async def _write_lists(self, batch: _Batch, lists: Mapping[int, str], records: Mapping[int, str]) -> list[int]:
@@ -377,11 +377,10 @@ def _properties(email: str, full_name: str | None) -> dict[str, str]:
     return {"email": email, **{k: v for k, v in names.items() if v}}
 
 
-def _missing_reason(change: Change) -> str:
-    who = f"contact {mask_email(change.email)} not in HubSpot"
+def _missing(change: Change) -> Outcome:
     if change.action == "remove":
-        return f"{who}, so in no list; nothing to remove"
-    return f"{who} and create_missing_contacts is off"
+        return Outcome.done()  # a contact HubSpot does not have is in no list: already so
+    return Outcome.skipped(f"contact {mask_email(change.email)} not in HubSpot and create_missing_contacts is off")
 
 
 def _list_problem(info: Any, label: str, message: str) -> str | None:

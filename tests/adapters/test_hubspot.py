@@ -211,13 +211,13 @@ def test_removes_go_before_adds_on_the_same_list() -> None:
     assert order == ["remove", "add"]
 
 
-def test_removes_never_create_contacts() -> None:
+def test_removing_someone_hubspot_does_not_have_is_done_and_creates_nobody() -> None:
     with respx.mock(base_url=BASE, assert_all_called=False) as mock:
         mock.post(READ).mock(side_effect=contacts({}))
         upsert = mock.post(UPSERT)
         outcomes = apply([change(action="remove")], adapter(create_missing_contacts=True))
     assert upsert.call_count == 0
-    assert outcomes[0].kind == "skipped" and "nothing to remove" in (outcomes[0].reason or "")
+    assert outcomes == [Outcome.done()], "not in HubSpot means in no list: already as wanted"
 
 
 def test_change_without_email_is_skipped_without_any_call() -> None:

@@ -7,7 +7,6 @@ Counts CRM calls per 100 changes (DESIGN.md §5: at most 2.5, and zero 429s unde
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from connector.store import Route, open_store
 from connector.store.base import Store
 from connector.testing.fakes import WindowLimit
 from connector.testing.fakes.hubspot import FakeHubSpot
+from connector.testing.delivery import drain_target as drain
 from connector.testing.plain import membership_event
 
 TOKEN = "pat-na1-burst-0123456789abcdef"
@@ -57,23 +57,6 @@ async def accept_burst(store: Store) -> int:
         event = parse_event(orjson.dumps(body))
         await store.accept(event, [[Route("hubspot", DEST)] for _ in event.changes])
     return CUSTOMERS
-
-
-async def drain(store: Store, runner: TargetRunner, timeout: float = 90) -> dict[str, Any]:
-    stopping = asyncio.Event()
-    task = asyncio.create_task(runner.run(stopping))
-    deadline = time.monotonic() + timeout
-    report: dict[str, Any] = {}
-    try:
-        while time.monotonic() < deadline:
-            report = (await store.status()).targets.get("hubspot", {})
-            if report and report["backlog"] == 0 and report["in_flight"] == 0:
-                return report
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"backlog not drained: {report}")
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 10)
 
 
 def run_burst(tmp_path: Path, fake: FakeHubSpot, rate_limit: dict[str, Any] | None = None) -> dict[str, Any]:

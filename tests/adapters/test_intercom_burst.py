@@ -20,6 +20,7 @@ from connector.store import Route, open_store
 from connector.store.base import Store
 from connector.testing.fakes import WindowLimit
 from connector.testing.fakes.intercom import FakeIntercom
+from connector.testing.delivery import drain_target as drain
 from connector.testing.plain import membership_event
 
 TOKEN = "dG9rOmJ1cnN0X2ludGVyY29tX3Rva2VuXzEyMzQ1"
@@ -56,22 +57,6 @@ async def accept_phase(store: Store, phase: int) -> int:
         await store.accept(event, routes)
         changes += len(event.changes)
     return changes
-
-
-async def drain(store: Store, runner: TargetRunner, timeout: float = 60) -> dict[str, Any]:
-    stopping = asyncio.Event()
-    task = asyncio.create_task(runner.run(stopping))
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            report = (await store.status()).targets.get("intercom", {})
-            if report and report["backlog"] == 0 and report["in_flight"] == 0:
-                return report
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"backlog not drained: {report}")
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 10)
 
 
 def kind(method: str, path: str) -> str:

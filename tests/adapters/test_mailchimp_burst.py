@@ -24,6 +24,7 @@ from connector.metrics import Metrics
 from connector.plain.changes import parse_event
 from connector.store import open_store
 from connector.store.base import Store
+from connector.testing.delivery import drain_target
 from connector.testing.fakes import Faults
 from connector.testing.fakes.mailchimp import FakeMailchimp
 from connector.testing.plain import membership_event
@@ -89,20 +90,7 @@ async def accept_all(store: Store, events: list[dict]) -> None:
 
 async def deliver_everything(store: Store, adapter: Recording) -> dict:
     settings = DeliverySection(poll_interval_seconds=0.05, backoff_base_seconds=0.2, backoff_max_seconds=1)
-    runner = TargetRunner(store, adapter, settings, Metrics())
-    stopping = asyncio.Event()
-    task = asyncio.create_task(runner.run(stopping))
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            report = (await store.status()).targets["mc"]
-            if report["backlog"] == 0:
-                return report
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"backlog not drained: {report}")
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 10)
+    return await drain_target(store, TargetRunner(store, adapter, settings, Metrics()), timeout=120)
 
 
 def test_a_burst_stays_under_ten_connections_without_a_429(tmp_path: Path) -> None:

@@ -22,6 +22,14 @@ HOOK_SECRET = "webhook-secret-for-tests"
 FAULTS = Faults(error_rate=0.2, throttle_rate=0.1, throttle_seconds=0.5, drop_rate=0.02, latency=0.01)
 
 
+def send_all(url: str, sim: PlainSimulator) -> set[tuple[str, str]]:
+    """Deliver the whole stream (each must be accepted); return the expected (group key, email) members."""
+    with httpx.Client(base_url=url) as client:
+        for delivery in sim.deliveries():
+            assert client.post("/webhooks/plain", content=delivery.body, headers=delivery.headers).status_code == 200
+    return {(GROUPS[g], PlainSimulator.email(c)) for c, g in sim.expected_members()}
+
+
 def test_webhook_target_converges_under_faults(tmp_path: Path, serve_factory: Any, long_run: bool) -> None:
     events = 1500 if long_run else 150
     fake = FakeWebhookReceiver(HOOK_SECRET, faults=FAULTS, seed=3)
@@ -34,10 +42,7 @@ def test_webhook_target_converges_under_faults(tmp_path: Path, serve_factory: An
             mappings=[{"group": key, "to": [{"target": "hook"}]} for key in GROUPS.values()],
         )  # fmt: skip
         serve = serve_factory(config, port)
-        with httpx.Client(base_url=serve.url) as client:
-            for delivery in sim.deliveries():
-                assert client.post("/webhooks/plain", content=delivery.body, headers=delivery.headers).status_code == 200
-        expected = {(GROUPS[g], PlainSimulator.email(c)) for c, g in sim.expected_members()}
+        expected = send_all(serve.url, sim)
 
         seen: dict[str, Any] = {}
 
@@ -91,10 +96,7 @@ def test_every_crm_target_converges_under_faults(tmp_path: Path, serve_factory: 
                                             {"target": "intercom", "tag": key}]} for key in GROUPS.values()],
         )  # fmt: skip
         serve = serve_factory(config, port)
-        with httpx.Client(base_url=serve.url) as client:
-            for delivery in sim.deliveries():
-                assert client.post("/webhooks/plain", content=delivery.body, headers=delivery.headers).status_code == 200
-        expected = {(GROUPS[g], PlainSimulator.email(c)) for c, g in sim.expected_members()}
+        expected = send_all(serve.url, sim)
 
         def state() -> dict[str, set[tuple[str, str]]]:
             return {

@@ -22,6 +22,7 @@ from connector.store.base import (
 )
 from connector.store.groupcommit import GroupCommitter
 from connector.store.sqlite_schema import SCHEMA, SCHEMA_VERSION
+from connector.store.sqlite_status import read_dead_letters, read_status, replay_dead_letters
 
 _CLAIM_COLUMNS = (
     "o.id, o.version, o.target, o.dest, o.customer_id, o.group_id, o.desired, o.attempts, o.lease_owner,"
@@ -173,18 +174,12 @@ class SQLiteStore(Store):
         return await self._run(job)
 
     async def status(self) -> StatusReport:
-        from connector.store.sqlite_status import read_status
-
         return await self._run(read_status)
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        from connector.store.sqlite_status import read_dead_letters
-
         return await self._run(lambda conn: read_dead_letters(conn, target, limit))
 
     async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
-        from connector.store.sqlite_status import replay_dead_letters
-
         return await self._run(lambda conn: replay_dead_letters(conn, ids, target))
 
 

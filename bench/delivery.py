@@ -22,29 +22,30 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connector.adapters.base import Adapter  # noqa: E402
-from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig  # noqa: E402
-from connector.adapters.intercom import IntercomAdapter, IntercomConfig  # noqa: E402
-from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig  # noqa: E402
-from connector.adapters.ratelimit import RateLimit, RateLimiter  # noqa: E402
-from connector.config import DeliverySection  # noqa: E402
-from connector.delivery.runner import TargetRunner  # noqa: E402
-from connector.metrics import Metrics  # noqa: E402
-from connector.plain.changes import parse_event  # noqa: E402
-from connector.store import Route, open_store  # noqa: E402
-from connector.testing.fakes import Faults, WindowLimit  # noqa: E402
-from connector.testing.fakes.hubspot import FakeHubSpot  # noqa: E402
-from connector.testing.fakes.intercom import FakeIntercom  # noqa: E402
-from connector.testing.fakes.mailchimp import FakeMailchimp  # noqa: E402
-from connector.testing.plain import membership_event  # noqa: E402
+from connector.adapters.base import Adapter
+from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
+from connector.adapters.intercom import IntercomAdapter, IntercomConfig
+from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig
+from connector.adapters.ratelimit import RateLimit, RateLimiter
+from connector.config import DeliverySection
+from connector.delivery.runner import TargetRunner
+from connector.metrics import Metrics
+from connector.plain.changes import parse_event
+from connector.store import Route, open_store
+from connector.testing.fakes import Faults, WindowLimit
+from connector.testing.fakes.hubspot import FakeHubSpot
+from connector.testing.fakes.intercom import FakeIntercom
+from connector.testing.fakes.mailchimp import FakeMailchimp
+from connector.testing.plain import membership_event
 
 ENT = ("cg_ent", "enterprise", "Enterprise")
 TOKEN = "pat-na1-bench-0123456789abcdef"
@@ -81,7 +82,9 @@ async def drain(store: Any, adapter: Adapter) -> tuple[float, dict[str, Any]]:
     return wall, report
 
 
-def burst(folder: Path, n: int, fake: Any, make_adapter: Callable[[str], Adapter], dest: dict[str, Any]) -> dict[str, Any]:
+def burst(
+    folder: Path, n: int, fake: Any, make_adapter: Callable[[str], Adapter], dest: dict[str, Any]
+) -> dict[str, Any]:
     async def scenario(base_url: str) -> dict[str, Any]:
         store = open_store(f"sqlite:///{fake.__class__.__name__}-{n}.db", folder)
         await store.open()
@@ -172,8 +175,10 @@ def naive_hubspot(n: int) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
             for i in range(n):
                 async with limiter.slot():
-                    found = await client.post("/crm/v3/objects/contacts/batch/read", json={
-                        "idProperty": "email", "inputs": [{"id": email(i)}], "properties": ["email"]})
+                    found = await client.post(
+                        "/crm/v3/objects/contacts/batch/read",
+                        json={"idProperty": "email", "inputs": [{"id": email(i)}], "properties": ["email"]},
+                    )
                 record_id = found.json()["results"][0]["id"]
                 async with limiter.slot():
                     await client.put(f"/crm/v3/lists/{list_id}/memberships/add", json=[record_id])
@@ -182,8 +187,14 @@ def naive_hubspot(n: int) -> dict[str, Any]:
     with fake.serve() as base_url:
         wall = asyncio.run(flow(base_url))
     calls = len(fake.requests)
-    return {"changes": n, "calls": calls, "calls_per_100": round(calls / n * 100, 2), "wall_s": round(wall, 2),
-            "got_429": sum(1 for r in fake.requests if r.status == 429), "members_ok": len(fake.member_ids(list_id)) == n}
+    return {
+        "changes": n,
+        "calls": calls,
+        "calls_per_100": round(calls / n * 100, 2),
+        "wall_s": round(wall, 2),
+        "got_429": sum(1 for r in fake.requests if r.status == 429),
+        "members_ok": len(fake.member_ids(list_id)) == n,
+    }
 
 
 def peak_rss_mb() -> float:
@@ -206,7 +217,9 @@ def main() -> None:
         for crm in args.crms.split(","):
             for n in (int(s) for s in args.sizes.split(",")):
                 result = {"crm": crm, **runs[crm](Path(tmp), n)}
-                result["ratio_to_bound"] = round(result["wall_s"] / result["lower_bound_s"], 2) if result["lower_bound_s"] else None
+                result["ratio_to_bound"] = (
+                    round(result["wall_s"] / result["lower_bound_s"], 2) if result["lower_bound_s"] else None
+                )
                 print(orjson.dumps(result).decode(), flush=True)
                 rows.append(result)
     naive = naive_hubspot(args.naive) if args.naive else None
@@ -215,17 +228,23 @@ def main() -> None:
     print("\n| CRM | changes | wall s | calls | calls/100 | 429s | lower bound s | wall/bound | state ok |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['crm']} | {r['changes']} | {r['wall_s']} | {r['calls']} | {r['calls_per_100']} | {r['got_429']} |"
-              f" {r['lower_bound_s']} | {r['ratio_to_bound']} | {r['members_ok']} |")
+        print(
+            f"| {r['crm']} | {r['changes']} | {r['wall_s']} | {r['calls']} | {r['calls_per_100']} | {r['got_429']} |"
+            f" {r['lower_bound_s']} | {r['ratio_to_bound']} | {r['members_ok']} |"
+        )
     if naive:
-        print(f"| naive HubSpot flow | {naive['changes']} | {naive['wall_s']} | {naive['calls']} | {naive['calls_per_100']} |"
-              f" {naive['got_429']} | | | {naive['members_ok']} |")
+        print(
+            f"| naive HubSpot flow | {naive['changes']} | {naive['wall_s']} | {naive['calls']} | {naive['calls_per_100']} |"
+            f" {naive['got_429']} | | | {naive['members_ok']} |"
+        )
         for r in rows:
             if r["crm"] == "hubspot":
                 per_change_ours = r["wall_s"] / r["changes"]
                 per_change_naive = naive["wall_s"] / naive["changes"]
-                print(f"\nHubSpot {r['changes']}: {naive['calls_per_100'] / r['calls_per_100']:.0f}x fewer calls,"
-                      f" {per_change_naive / per_change_ours:.0f}x less time per change than the naive flow")
+                print(
+                    f"\nHubSpot {r['changes']}: {naive['calls_per_100'] / r['calls_per_100']:.0f}x fewer calls,"
+                    f" {per_change_naive / per_change_ours:.0f}x less time per change than the naive flow"
+                )
     print(f"\npeak RSS of this process (runner, store and fakes together): {peak_rss_mb():.0f} MB")
 
 

@@ -108,7 +108,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         errors = sum(n for code, n in r["statuses"].items() if str(code) != "200")  # type: ignore[union-attr]
-        print(f"| {r['offered_rate']} | {r['per_second']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {errors} | {r['peak_rss_mb']} |")
+        print(
+            f"| {r['offered_rate']} | {r['per_second']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {errors} | {r['peak_rss_mb']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import asyncio
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -30,7 +30,7 @@ def make_requests(path: Path, count: int, secret: str, customers: int = 5000, se
     from connector.testing.plain import membership_event, signed_request
 
     groups = [("cg_ent", "enterprise", "Enterprise"), ("cg_beta", "beta", "Beta")]
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(hours=seed)
+    base = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=seed)
     with path.open("w") as out:
         for i in range(count):
             group = groups[i % 2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -54,7 +54,7 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(service: "Service") -> Starlette:
+def create_app(service: Service) -> Starlette:
     plain = service.config.plain
     secret = plain.signing_secret.get_secret_value()
     metrics = service.metrics
@@ -84,7 +84,7 @@ def create_app(service: "Service") -> Starlette:
         if not verify(body, request.headers.get("plain-request-signature"), secret):
             metrics.webhooks.labels("bad_signature").inc()
             return _answer(401, "invalid signature")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         try:
             event = parse_event(body)
         except UnprocessableEvent as exc:
@@ -130,7 +130,9 @@ def create_app(service: "Service") -> Starlette:
             "mapping_groups": len(service.mappings.current.by_group),
             "mapping_error": service.mappings.last_error,
         }
-        return JSONResponse({"status": "ready" if store_ok else "not ready", **body}, status_code=200 if store_ok else 503)
+        return JSONResponse(
+            {"status": "ready" if store_ok else "not ready", **body}, status_code=200 if store_ok else 503
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         await service.refresh_gauges()

@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from connector.config import Config, YamlError, load_config
 from connector.store import StoreUnavailable, StoreURLError
@@ -65,7 +66,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_INVALID if problems else EXIT_OK
 
 
-async def _check_online(config: Config, mappings: "MappingSet") -> list[tuple[str, str]]:
+async def _check_online(config: Config, mappings: MappingSet) -> list[tuple[str, str]]:
     problems = []
     for name, target in config.targets.items():
         adapter = target.create()
@@ -160,6 +161,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     """Parse kept unprocessable events again (after an upgrade) and apply those now understood."""
     from connector.mappings import load_mappings
     from connector.plain.changes import UnprocessableEvent, parse_event
+
     mappings = load_mappings(_load(args))
 
     async def use(store: Any) -> int:
@@ -220,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--online", action="store_true", help="also ask each CRM whether token, lists and tags work"
     )
     command("plan", cmd_plan, "print what an event would do; calls nothing").add_argument("event")
-    command("status", cmd_status, "backlog, per-target health, dead letters").add_argument("--json", action="store_true")
+    command("status", cmd_status, "backlog, per-target health, dead letters").add_argument(
+        "--json", action="store_true"
+    )
     dl = command("dead-letters", cmd_dead_letters, "list or replay permanent failures")
     dl.add_argument("action", choices=["list", "replay"])
     dl.add_argument("--target")

@@ -8,8 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from connector import yamlfile
-from connector.adapters import Adapter, TargetConfig, adapter_class
-from connector.adapters import UnknownTargetType  # noqa: F401  (re-exported for callers)
+from connector.adapters import (
+    Adapter,
+    TargetConfig,
+    UnknownTargetType,  # noqa: F401  (re-exported for callers)
+    adapter_class,
+)
 from connector.yamlfile import Located, YamlError
 
 
@@ -118,7 +122,7 @@ def _load_target(raw: Located, name: str, block: dict[str, Any]) -> Target:
     try:
         cls = adapter_class(type_name)
     except LookupError as exc:
-        raise raw.error(loc + ("type",), str(exc)) from None
+        raise raw.error((*loc, "type"), str(exc)) from None
     base_dir = raw.path.parent
     block = dict(block)
     if "path" in block and isinstance(block["path"], str):
@@ -141,4 +145,4 @@ def _first_error(raw: Located, exc: ValidationError, prefix: yamlfile.Loc) -> Ya
     return raw.error(loc, f"{field}: {err['msg']}{more}")
 
 
-__all__ = ["Config", "Target", "load_config", "YamlError"]
+__all__ = ["Config", "Target", "YamlError", "load_config"]

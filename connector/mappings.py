@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from connector import yamlfile
 from connector.adapters import OptionsError
@@ -95,15 +96,15 @@ def _load_file(file: Path, targets: Mapping[str, Target]) -> list[tuple[str, Des
             raise doc.error(loc, "each mapping needs 'group:' and 'to:'")
         unknown = set(entry) - {"group", "to"}
         if unknown:
-            raise doc.error(loc + (sorted(unknown)[0],), f"unknown key {sorted(unknown)[0]!r} (expected group, to)")
+            raise doc.error((*loc, sorted(unknown)[0]), f"unknown key {sorted(unknown)[0]!r} (expected group, to)")
         group = entry.get("group")
         if not isinstance(group, str) or not group.strip():
-            raise doc.error(loc + ("group",), "'group' must be a Plain group key or id (cg_…)")
+            raise doc.error((*loc, "group"), "'group' must be a Plain group key or id (cg_…)")
         to = entry.get("to")
         if not isinstance(to, list) or not to:
-            raise doc.error(loc + ("to",), "'to' must be a non-empty list of {target: …}")
+            raise doc.error((*loc, "to"), "'to' must be a non-empty list of {target: …}")
         for j, item in enumerate(to):
-            found.append((group.strip(), _destination(doc, loc + ("to", j), item, targets)))
+            found.append((group.strip(), _destination(doc, (*loc, "to", j), item, targets)))
     return found
 
 
@@ -115,7 +116,7 @@ def _destination(doc: yamlfile.Located, loc: yamlfile.Loc, item: Any, targets: M
     target = targets.get(name)
     if target is None:
         known = ", ".join(sorted(targets)) or "none configured"
-        raise doc.error(loc + ("target",), f"unknown target {name!r} (configured: {known})")
+        raise doc.error((*loc, "target"), f"unknown target {name!r} (configured: {known})")
     try:
         normalised = target.adapter_class.validate_options(options)
     except OptionsError as exc:

@@ -9,9 +9,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.webhooks = Counter(
-            "plain_webhooks_total", "Webhook requests by result", ["result"], registry=r
-        )
+        self.webhooks = Counter("plain_webhooks_total", "Webhook requests by result", ["result"], registry=r)
         self.events = Counter(
             "plain_events_total", "Accepted events by type and handling", ["event_type", "handling"], registry=r
         )

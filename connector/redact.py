@@ -24,7 +24,7 @@ def mask_emails_in(text: str) -> str:
     return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}***{m.group(3)}", text)
 
 
-def redact(text: str, secrets: "list[str] | tuple[str, ...]" = ()) -> str:
+def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """Mask emails and replace every known secret value in ``text``."""
     for secret in secrets:
         if secret and len(secret) >= 4:

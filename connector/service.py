@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import uuid
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import uvicorn
 
@@ -131,7 +131,7 @@ class Service:
             await server.serve()
         finally:
             self.stopping.set()
-            await self._drain(delivery + [watcher])
+            await self._drain([*delivery, watcher])
             for adapter in self.adapters.values():
                 with contextlib.suppress(Exception):
                     await adapter.close()
@@ -139,7 +139,7 @@ class Service:
             log.info("stopped")
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
-        done, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
+        _done, pending = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
         for task in pending:
             task.cancel()
         if pending:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from connector.redact import mask_email
 from connector.store.base import DeadLetter, StatusReport
@@ -12,7 +12,7 @@ from connector.store.base import DeadLetter, StatusReport
 def _when(epoch: float | None) -> str:
     if not epoch:
         return "never"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def render_status(report: StatusReport) -> str:

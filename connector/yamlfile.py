@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -79,12 +80,12 @@ def _build(node: yaml.Node, loc: Loc, out: Located, transform: Callable[[str, Lo
             key = _scalar(key_node, out)
             if key in result:
                 raise YamlError(out.path, key_node.start_mark.line + 1, f"duplicate key {key!r}")
-            result[key] = _build(value_node, loc + (key,), out, transform)
+            result[key] = _build(value_node, (*loc, key), out, transform)
             # Point at the key's line: that is where an operator looks for "targets:".
-            out.lines[loc + (key,)] = key_node.start_mark.line + 1
+            out.lines[(*loc, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), out, transform) for i, item in enumerate(node.value)]
+        return [_build(item, (*loc, i), out, transform) for i, item in enumerate(node.value)]
     value = _scalar(node, out)
     if transform is not None and isinstance(value, str):
         try:
@@ -119,7 +120,7 @@ class MissingVariable(KeyError):
     pass
 
 
-def expand_env(value: str, environ: "os._Environ[str] | dict[str, str] | None" = None) -> str:
+def expand_env(value: str, environ: os._Environ[str] | dict[str, str] | None = None) -> str:
     """Expand ``${VAR}`` and ``${VAR:-default}``; a missing VAR without default raises."""
     env = os.environ if environ is None else environ
 

@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -64,9 +65,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) 
 class ServeProcess:
     """`python -m connector serve` as a child process, as an operator runs it."""
 
-    def __init__(
-        self, config: Path, port: int, env: dict[str, str] | None = None, preexec_fn: Any = None
-    ) -> None:
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None, preexec_fn: Any = None) -> None:
         self.preexec_fn = preexec_fn
         self.config = config
         self.port = port
@@ -75,7 +74,7 @@ class ServeProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = config.parent / f"serve-{port}.log"
 
-    def start(self) -> "ServeProcess":
+    def start(self) -> ServeProcess:
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "serve", "--config", str(self.config)],

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-
 from connector.config import load_config
 from connector.plain.signature import sign
 from connector.service import Service
 from connector.store import StoreUnavailable
 from connector.testing.plain import event, membership_event, seed_event, signed_request, with_fresh_attempt
+
 from tests.conftest import SECRET, write_setup
 
 ENT = ("cg_ent", "enterprise", "Enterprise")
@@ -34,7 +34,7 @@ class Harness:
     def __init__(self, folder: Path, **setup: Any) -> None:
         self.service = Service(load_config(write_setup(folder, **setup)))
 
-    async def __aenter__(self) -> "Harness":
+    async def __aenter__(self) -> Harness:
         from connector.app import create_app
 
         await self.service.store.open()
@@ -81,7 +81,9 @@ def test_signed_seed_event_is_stored_and_creates_work(tmp_path: Path) -> None:
         pytest.param(lambda body, h: h.pop("Plain-Request-Signature"), id="missing"),
         pytest.param(lambda body, h: h.update({"Plain-Request-Signature": "0" * 64}), id="wrong"),
         pytest.param(lambda body, h: h.update({"Plain-Request-Signature": sign(b"{}", SECRET)}), id="other-bytes"),
-        pytest.param(lambda body, h: h.update({"Plain-Request-Signature": sign(body, "not-the-secret")}), id="other-secret"),
+        pytest.param(
+            lambda body, h: h.update({"Plain-Request-Signature": sign(body, "not-the-secret")}), id="other-secret"
+        ),
         pytest.param(lambda body, h: h.update({"Plain-Request-Signature": "zz"}), id="not-hex"),
     ],
 )
@@ -100,7 +102,7 @@ def test_bad_signature_is_401_and_stores_nothing(tmp_path: Path, mutate: Any) ->
 
 def test_stale_or_future_attempt_is_401(tmp_path: Path) -> None:
     async def scenario() -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with Harness(tmp_path) as h:
             stale = await h.post_event(join("pEv_old", attempt_time=now - timedelta(seconds=301)))
             future = await h.post_event(join("pEv_fut", attempt_time=now + timedelta(seconds=301)))
@@ -116,7 +118,9 @@ def test_body_over_limit_is_413_and_wrong_type_415(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with Harness(tmp_path) as h:
             big = b'{"x":"' + b"a" * (1_048_576) + b'"}'
-            too_big = await h.post(big, {"Content-Type": "application/json", "Plain-Request-Signature": sign(big, SECRET)})
+            too_big = await h.post(
+                big, {"Content-Type": "application/json", "Plain-Request-Signature": sign(big, SECRET)}
+            )
             body, headers = signed_request(join(), SECRET)
             wrong_type = await h.post(body, {**headers, "Content-Type": "text/plain"})
             report = await h.status()
@@ -134,7 +138,9 @@ def test_signed_but_not_understood_is_kept_raw(tmp_path: Path) -> None:
             del broken["payload"]["customer"]
             response = await h.post_event(broken)
             not_json = b"this is not json"
-            raw = await h.post(not_json, {"Content-Type": "application/json", "Plain-Request-Signature": sign(not_json, SECRET)})
+            raw = await h.post(
+                not_json, {"Content-Type": "application/json", "Plain-Request-Signature": sign(not_json, SECRET)}
+            )
             report = await h.status()
         assert response.status_code == 200 and response.json()["status"] == "unprocessable"
         assert raw.status_code == 200 and raw.json()["status"] == "unprocessable"
@@ -211,7 +217,9 @@ def test_body_is_verified_over_raw_bytes_not_reserialised_json(tmp_path: Path) -
     async def scenario() -> None:
         async with Harness(tmp_path) as h:
             body = orjson.dumps(join(), option=orjson.OPT_INDENT_2)  # whitespace Plain might send
-            response = await h.post(body, {"Content-Type": "application/json", "Plain-Request-Signature": sign(body, SECRET)})
+            response = await h.post(
+                body, {"Content-Type": "application/json", "Plain-Request-Signature": sign(body, SECRET)}
+            )
         assert response.status_code == 200
 
     run(scenario())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from connector.config import YamlError, load_config
 from connector.mappings import MappingWatcher, load_mappings
+
 from tests.conftest import write_setup
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,12 +11,11 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-
 from connector.testing.fakes.webhook import FakeWebhookReceiver
 from connector.testing.simulator import Delivery, PlainSimulator
+
 from tests.conftest import SECRET, ServeProcess, free_port, wait_for, write_setup
 
 HOOK_SECRET = "webhook-secret-for-tests"
@@ -96,7 +95,8 @@ def test_kills_and_crm_restart_lose_nothing(tmp_path: Path, long_run: bool) -> N
                 got = members()
                 raise AssertionError(
                     f"missing {sorted(expected - got)[:5]}, extra {sorted(got - expected)[:5]}\n"
-                    + httpx.get(serve.url + "/metrics").text[-3000:] + serve.logs()[-3000:]
+                    + httpx.get(serve.url + "/metrics").text[-3000:]
+                    + serve.logs()[-3000:]
                 ) from None
         assert killer.restarts == kills
         status = httpx.get(serve.url + "/readyz").json()

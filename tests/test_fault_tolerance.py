@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from connector.testing.fakes import Faults
 from connector.testing.fakes.webhook import FakeWebhookReceiver
 from connector.testing.simulator import PlainSimulator
+
 from tests.conftest import SECRET, free_port, run_cli, wait_for, write_setup
 
 GROUPS = {"cg_ent": "enterprise", "cg_beta": "beta", "cg_vip": "vip"}
@@ -105,7 +105,9 @@ def test_every_crm_target_converges_under_faults(tmp_path: Path, serve_factory: 
                 "intercom": {(key, e) for e in emails for key in intercom.tags_for_email(e)},
             }
 
-        wait_for(lambda: all(got == expected for got in state().values()), timeout=180 if long_run else 90, interval=0.5)
+        wait_for(
+            lambda: all(got == expected for got in state().values()), timeout=180 if long_run else 90, interval=0.5
+        )
         report = json.loads(run_cli("status", "--json", "--config", str(config)).stdout)
         assert all(report["targets"][t]["dead_letters"] == 0 for t in ("hubspot", "mailchimp", "intercom"))
         for fake in (hubspot, mailchimp, intercom):

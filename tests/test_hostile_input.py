@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from connector.app import create_app
 from connector.config import load_config
 from connector.plain.signature import sign
 from connector.service import Service
 from connector.testing.plain import membership_event, signed_request
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.conftest import SECRET, free_port, write_setup
 
 ENT = ("cg_ent", "enterprise", "Enterprise")
@@ -57,7 +58,11 @@ JSON = "application/json"
 fuzz = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=30,
 )
@@ -65,7 +70,9 @@ json_values = st.recursive(
 
 @fuzz
 @given(body=st.binary(max_size=2048), signature=st.one_of(st.none(), st.text(max_size=80)))
-def test_unsigned_or_badly_signed_bytes_are_refused_and_not_stored(app: Loop, body: bytes, signature: str | None) -> None:
+def test_unsigned_or_badly_signed_bytes_are_refused_and_not_stored(
+    app: Loop, body: bytes, signature: str | None
+) -> None:
     headers = {"Content-Type": JSON}
     if signature is not None and signature.isascii() and signature.isprintable():
         headers["Plain-Request-Signature"] = signature
@@ -116,7 +123,9 @@ def test_deeply_nested_json_is_unprocessable_not_a_crash(app: Loop) -> None:
     assert response.status_code == 200 and response.json()["status"] in ("unprocessable", "duplicate")
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/xml", "json"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/xml", "json"]
+)
 def test_wrong_content_types_are_415(app: Loop, content_type: str) -> None:
     body, headers = signed_request(membership_event(
         event_id="pEv_ct", customer_id="c_ct", email="a@example.com", groups_before=[], groups_after=[ENT],

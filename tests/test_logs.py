@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-
 from connector.logs import setup_logging
 from connector.redact import mask_email, mask_emails_in
 

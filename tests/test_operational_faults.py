@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import orjson
-
 from connector.testing.plain import membership_event, signed_request
 from connector.testing.simulator import PlainSimulator
+
 from tests.conftest import SECRET, ServeProcess, free_port, run_cli, wait_for, write_setup
 
 ENT = ("cg_ent", "enterprise", "Enterprise")
@@ -86,7 +86,7 @@ def test_garbage_mapping_while_events_flow_changes_nothing(tmp_path: Path, serve
             if i in (50, 120):
                 content, words = garbage[i // 100]
                 mapping.write_bytes(content)
-                wait_for(lambda: words in (client.get("/readyz").json()["mapping_error"] or ""))
+                wait_for(lambda words=words: words in (client.get("/readyz").json()["mapping_error"] or ""))
             body, headers = join(i)
             assert client.post("/webhooks/plain", content=body, headers=headers).status_code == 200
     log = tmp_path / "data" / "sync-log.jsonl"
@@ -118,7 +118,10 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path, serve_factory: Any) ->
     with httpx.Client(base_url=serve.url, timeout=5) as client:
         while pending and not stopped.is_set():
             try:
-                if client.post("/webhooks/plain", content=pending[0].body, headers=pending[0].headers).status_code == 200:
+                if (
+                    client.post("/webhooks/plain", content=pending[0].body, headers=pending[0].headers).status_code
+                    == 200
+                ):
                     pending.pop(0)
             except httpx.HTTPError:
                 refused += 1  # the server stopped taking requests: Plain will deliver again

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import orjson
-
 from connector.testing.simulator import PlainSimulator
+
 from tests.conftest import SECRET, free_port, wait_for, write_setup
 
 GROUPS = ["enterprise", "beta", "vip"]

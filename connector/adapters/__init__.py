@@ -9,15 +9,15 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
-from connector.adapters.base import Adapter, Change, Outcome, OptionsError, TargetConfig
+from connector.adapters.base import Adapter, Change, OptionsError, Outcome, TargetConfig
 
 ENTRY_POINT_GROUP = "plain_crm_sync.adapters"
 
 __all__ = [
     "Adapter",
     "Change",
-    "Outcome",
     "OptionsError",
+    "Outcome",
     "TargetConfig",
     "adapter_class",
     "available_types",

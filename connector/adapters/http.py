@@ -20,7 +20,8 @@ import asyncio
 import logging
 import random
 import re
-from typing import Any, Callable, ClassVar, Collection
+from collections.abc import Callable, Collection
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import SecretStr, field_validator
@@ -225,9 +226,7 @@ class HttpAdapter(Adapter):
 
     config: HttpTargetConfig
 
-    def __init__(
-        self, name: str, config: TargetConfig, *, clock: Callable[[], float] | None = None
-    ) -> None:
+    def __init__(self, name: str, config: TargetConfig, *, clock: Callable[[], float] | None = None) -> None:
         super().__init__(name, config)
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
@@ -308,9 +307,7 @@ class HttpAdapter(Adapter):
 
     # calls -------------------------------------------------------------------------
 
-    async def request(
-        self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any
-    ) -> httpx.Response:
+    async def request(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """Send one call, paced and retried; return a 2xx (or ``accept``-ed) response.
 
         ``path`` is the API's own path (``/crm/v3/lists/1/memberships/add``); ``kwargs``
@@ -332,22 +329,31 @@ class HttpAdapter(Adapter):
                     return await self._attempt(method, path, accept, deadline, kwargs)
         except _Transient as failure:
             raise self.crm_error(
-                method, path, failure.status, failure.message, transient=True,
-                retry_after=failure.retry_after, attempts=retrying.statistics["attempt_number"],
+                method,
+                path,
+                failure.status,
+                failure.message,
+                transient=True,
+                retry_after=failure.retry_after,
+                attempts=retrying.statistics["attempt_number"],
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt(
-        self, method: str, path: str, accept: Collection[int], deadline: float,
+        self,
+        method: str,
+        path: str,
+        accept: Collection[int],
+        deadline: float,
         kwargs: dict[str, Any],
     ) -> httpx.Response:
         try:
             async with self.limiter.slot(max_pause=max(0.0, deadline - self.limiter.now())):
                 response = await self.client.request(method, self.url(path), **kwargs)
         except Throttled as throttled:
-            raise _Transient(None, "target paused by an earlier rate limit", throttled.retry_after)
+            raise _Transient(None, "target paused by an earlier rate limit", throttled.retry_after) from None
         except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
-            raise _Transient(None, f"{type(exc).__name__}: {exc}".rstrip(": "), None)
+            raise _Transient(None, f"{type(exc).__name__}: {exc}".rstrip(": "), None) from exc
         if response.is_success or response.status_code in accept:
             return response
         if is_transient(response):
@@ -378,8 +384,13 @@ class HttpAdapter(Adapter):
         status = f"HTTP {failure.status}: " if isinstance(failure, _Transient) and failure.status else ""
         wait = state.next_action.sleep if state.next_action else 0.0
         logger.info(
-            "%s: %s %s -> %s%s; retrying in %.2fs", self.name, method, self._shown_path(path),
-            status, self.redact(str(failure)), wait,
+            "%s: %s %s -> %s%s; retrying in %.2fs",
+            self.name,
+            method,
+            self._shown_path(path),
+            status,
+            self.redact(str(failure)),
+            wait,
         )
 
     def _shown_path(self, path: str) -> str:
@@ -387,13 +398,25 @@ class HttpAdapter(Adapter):
         return self.redact(httpx.URL(path).path if "://" in path else path.split("?", 1)[0])
 
     def crm_error(
-        self, method: str, path: str, status: int | None, message: str, *, transient: bool,
-        retry_after: float | None = None, attempts: int = 1,
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        message: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        attempts: int = 1,
     ) -> CrmError:
         """A redacted :class:`CrmError` for this target (also for adapter-detected failures)."""
         return CrmError(
-            target=self.name, method=method, path=self._shown_path(path), status=status,
-            message=self.redact(message), transient=transient, retry_after=retry_after,
+            target=self.name,
+            method=method,
+            path=self._shown_path(path),
+            status=status,
+            message=self.redact(message),
+            transient=transient,
+            retry_after=retry_after,
             attempts=attempts,
         )
 
@@ -401,7 +424,10 @@ class HttpAdapter(Adapter):
         """A :class:`CrmError` for a response the adapter accepted but cannot use."""
         request = response.request
         return self.crm_error(
-            request.method, request.url.raw_path.decode("ascii"), response.status_code,
-            crm_message(response), transient=is_transient(response),
+            request.method,
+            request.url.raw_path.decode("ascii"),
+            response.status_code,
+            crm_message(response),
+            transient=is_transient(response),
             retry_after=retry_delay(response) if is_transient(response) else None,
         )

@@ -25,8 +25,9 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -196,13 +197,20 @@ class IntercomAdapter(HttpAdapter):
             hint = " (check the token, and that region/base_url is the workspace's region)"
             return [error.reason + (hint if error.status == 401 else "")]
         app = me.get("app") if isinstance(me.get("app"), dict) else {}
-        logger.info("%s: token works for workspace %r (%s, region %s)", self.name,
-                    app.get("name"), app.get("id_code"), app.get("region"))
+        logger.info(
+            "%s: token works for workspace %r (%s, region %s)",
+            self.name,
+            app.get("name"),
+            app.get("id_code"),
+            app.get("region"),
+        )
         problems = []
         region = app.get("region")
         if not self.config.base_url and isinstance(region, str) and region.lower() != self.config.region:
-            problems.append(f"the workspace is in region {region.lower()!r} but region is "
-                            f"{self.config.region!r}: set region: {region.lower()}")
+            problems.append(
+                f"the workspace is in region {region.lower()!r} but region is "
+                f"{self.config.region!r}: set region: {region.lower()}"
+            )
         problems.extend(_tag_name_problems(destinations))
         return problems
 
@@ -245,8 +253,7 @@ class IntercomAdapter(HttpAdapter):
             if change.action == "remove":  # nobody carries the tag: as wanted (as Mailchimp's target)
                 return Outcome.done()
             if not self.config.create_missing_contacts:
-                return Outcome.skipped(
-                    f"{mask_email(email)} not in Intercom and create_missing_contacts is off")
+                return Outcome.skipped(f"{mask_email(email)} not in Intercom and create_missing_contacts is off")
             created = await self._create(change)
             if isinstance(created, Outcome):
                 return created
@@ -326,8 +333,7 @@ class IntercomAdapter(HttpAdapter):
             return (contact,)
         message = self.redact(crm_message(response))
         if "archived" in message.lower():
-            return Outcome.skipped(
-                f"{mask_email(email)} is archived in Intercom: unarchive the contact to sync it")
+            return Outcome.skipped(f"{mask_email(email)} is archived in Intercom: unarchive the contact to sync it")
         found = await self._search(email)
         if found:
             self._contacts.put(email, found)
@@ -366,5 +372,6 @@ def _tag_name_problems(destinations: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         f"tags {', '.join(repr(n) for n in sorted(names))} are one tag in Intercom "
         "(names are case-insensitive): use one spelling"
-        for names in spellings.values() if len(names) > 1
+        for names in spellings.values()
+        if len(names) > 1
     ]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import orjson
 
@@ -64,7 +65,7 @@ class JsonlAdapter(Adapter):
 
 def _line(target: str, change: Change) -> bytes:
     record: dict[str, Any] = {
-        "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "target": target,
         "action": change.action,
         "customer_id": change.customer_id,

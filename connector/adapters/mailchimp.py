@@ -18,7 +18,8 @@ import base64
 import hashlib
 import re
 import time
-from typing import Any, ClassVar, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 
@@ -70,24 +71,32 @@ class MailchimpConfig(HttpTargetConfig):
     @classmethod
     def _audience_id_shape(cls, value: str) -> str:
         if not _AUDIENCE_ID.match(value):
-            raise ValueError("audience_id must be the audience's id, letters and digits only "
-                             "(Audience → Settings → Audience name and defaults)")
+            raise ValueError(
+                "audience_id must be the audience's id, letters and digits only "
+                "(Audience → Settings → Audience name and defaults)"
+            )
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> MailchimpConfig:
         # Messages never quote the key: config errors are printed and logged.
         if self.base_url is None and data_centre(self.api_key.get_secret_value()) is None:
-            raise ValueError("api_key must end in its data centre, like '…-us21' (the part after "
-                             "the last '-' picks https://us21.api.mailchimp.com); or set base_url")
+            raise ValueError(
+                "api_key must end in its data centre, like '…-us21' (the part after "
+                "the last '-' picks https://us21.api.mailchimp.com); or set base_url"
+            )
         if self.create_missing_contacts and self.status_if_new is None:
-            raise ValueError("create_missing_contacts: true needs status_if_new (transactional, "
-                             "subscribed, pending, unsubscribed or cleaned); there is no default "
-                             "because it decides whether new people get marketing email")
+            raise ValueError(
+                "create_missing_contacts: true needs status_if_new (transactional, "
+                "subscribed, pending, unsubscribed or cleaned); there is no default "
+                "because it decides whether new people get marketing email"
+            )
         limit = self.rate_limit
         if limit and "max_concurrency" in limit.model_fields_set and limit.max_concurrency > MAX_CONNECTIONS:
-            raise ValueError(f"rate_limit.max_concurrency must be at most {MAX_CONNECTIONS}: "
-                             "Mailchimp refuses more simultaneous connections per account")
+            raise ValueError(
+                f"rate_limit.max_concurrency must be at most {MAX_CONNECTIONS}: "
+                "Mailchimp refuses more simultaneous connections per account"
+            )
         return self
 
 
@@ -97,9 +106,7 @@ class MailchimpAdapter(HttpAdapter):
     type_name: ClassVar[str] = "mailchimp"
     config_model: ClassVar[type[TargetConfig]] = MailchimpConfig
     # No request quota is documented, only the connection cap; the rate is a safety net.
-    default_rate_limit: ClassVar[RateLimit] = RateLimit(
-        requests=100, per_seconds=1, max_concurrency=MAX_CONNECTIONS
-    )
+    default_rate_limit: ClassVar[RateLimit] = RateLimit(requests=100, per_seconds=1, max_concurrency=MAX_CONNECTIONS)
 
     config: MailchimpConfig
 
@@ -161,8 +168,7 @@ class MailchimpAdapter(HttpAdapter):
             return self._audience_seen
 
     def _no_audience(self) -> str:
-        return (f"{self.name}: audience {self._audience!r} does not exist in this Mailchimp account "
-                "(check audience_id)")
+        return f"{self.name}: audience {self._audience!r} does not exist in this Mailchimp account (check audience_id)"
 
     # -- apply --------------------------------------------------------------------------
 
@@ -178,8 +184,8 @@ class MailchimpAdapter(HttpAdapter):
         results = await asyncio.gather(
             *(self._apply_member(h, [changes[i] for i in idx]) for h, idx in members.items())
         )
-        for indexes, member_outcomes in zip(members.values(), results):
-            for index, outcome in zip(indexes, member_outcomes):
+        for indexes, member_outcomes in zip(members.values(), results, strict=False):
+            for index, outcome in zip(indexes, member_outcomes, strict=False):
                 outcomes[index] = outcome
         return [o if o is not None else Outcome.retry("internal: no outcome") for o in outcomes]
 
@@ -195,14 +201,17 @@ class MailchimpAdapter(HttpAdapter):
                     outcomes[i] = Outcome.retry("waiting for an earlier change of this member")
                 continue
             sent = await self._send_tags(member, [changes[i] for i in round_])
-            for i, outcome in zip(round_, sent):
+            for i, outcome in zip(round_, sent, strict=False):
                 outcomes[i] = outcome
         return [o or Outcome.retry("internal: no outcome") for o in outcomes]
 
     async def _send_tags(self, member: str, changes: list[Change]) -> list[Outcome]:
         path = f"/3.0/lists/{self._audience}/members/{member}/tags"
-        body = {"tags": [{"name": c.options["tag"], "status": "active" if c.action == "add" else "inactive"}
-                         for c in changes]}
+        body = {
+            "tags": [
+                {"name": c.options["tag"], "status": "active" if c.action == "add" else "inactive"} for c in changes
+            ]
+        }
         try:
             sent = await self.request("POST", path, json=body, accept={404})
             if sent.status_code != 404:
@@ -211,9 +220,7 @@ class MailchimpAdapter(HttpAdapter):
         except CrmError as error:
             return [error.outcome] * len(changes)
 
-    async def _not_a_member(
-        self, member: str, changes: list[Change], path: str, body: dict[str, Any]
-    ) -> list[Outcome]:
+    async def _not_a_member(self, member: str, changes: list[Change], path: str, body: dict[str, Any]) -> list[Outcome]:
         """The tags call said 404: a missing audience, or a person not in it."""
         if not await self._audience_exists():
             return [Outcome.failed(self._no_audience())] * len(changes)
@@ -221,16 +228,21 @@ class MailchimpAdapter(HttpAdapter):
             return [Outcome.done()] * len(changes)  # nothing to remove from a non-member
         email = changes[0].email or ""
         if not self.config.create_missing_contacts:
-            reason = (f"{mask_email(email)} is not a member of audience {self._audience} "
-                      "(create_missing_contacts is off)")
+            reason = (
+                f"{mask_email(email)} is not a member of audience {self._audience} (create_missing_contacts is off)"
+            )
             return [Outcome.skipped(reason) if c.action == "add" else Outcome.done() for c in changes]
-        await self.request("PUT", f"/3.0/lists/{self._audience}/members/{member}", json={
-            # No merge_fields: an audience may lack FNAME/LNAME or require others, and a
-            # 400 there would block the tag. status_if_new leaves an existing member's
-            # status alone if someone else added them meanwhile.
-            "email_address": email.strip(),
-            "status_if_new": self.config.status_if_new,
-        })
+        await self.request(
+            "PUT",
+            f"/3.0/lists/{self._audience}/members/{member}",
+            json={
+                # No merge_fields: an audience may lack FNAME/LNAME or require others, and a
+                # 400 there would block the tag. status_if_new leaves an existing member's
+                # status alone if someone else added them meanwhile.
+                "email_address": email.strip(),
+                "status_if_new": self.config.status_if_new,
+            },
+        )
         again = await self.request("POST", path, json=body, accept={404})
         if again.status_code == 404:
             return [Outcome.retry("member was just added but Mailchimp does not show it yet")] * len(changes)
@@ -245,7 +257,7 @@ def _rounds(changes: list[Change], indexes: list[int]) -> list[list[int]]:
     """
     rounds: list[list[int]] = []
     names: list[set[str]] = []
-    for change, index in zip(changes, indexes):
+    for change, index in zip(changes, indexes, strict=False):
         name = str(change.options["tag"]).casefold()
         last = next((r for r in range(len(rounds) - 1, -1, -1) if name in names[r]), -1)
         if last + 1 == len(rounds):

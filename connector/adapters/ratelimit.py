@@ -18,7 +18,8 @@ import contextlib
 import email.utils
 import time
 from collections import deque
-from typing import Any, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -161,14 +162,14 @@ DAILY_LIMIT_DELAY = 3600.0
 
 def is_quota_error(status: int, body: Any) -> bool:
     """Salesforce answers its API limits with 403 ``REQUEST_LIMIT_EXCEEDED``, not 429."""
-    return status == 403 and isinstance(body, list) and any(
-        isinstance(e, dict) and e.get("errorCode") == "REQUEST_LIMIT_EXCEEDED" for e in body
+    return (
+        status == 403
+        and isinstance(body, list)
+        and any(isinstance(e, dict) and e.get("errorCode") == "REQUEST_LIMIT_EXCEEDED" for e in body)
     )
 
 
-def vendor_delay(
-    status: int, headers: Mapping[str, str], body: Any, *, now: float | None = None
-) -> float | None:
+def vendor_delay(status: int, headers: Mapping[str, str], body: Any, *, now: float | None = None) -> float | None:
     """Seconds a vendor asked us to wait before the next call; None if it did not say.
 
     ``headers`` must look names up case-insensitively (``httpx.Headers`` does); ``body``

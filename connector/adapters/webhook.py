@@ -15,10 +15,11 @@ import asyncio
 import hashlib
 import hmac
 import json
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
 from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
@@ -43,7 +44,7 @@ class WebhookConfig(HttpTargetConfig):
 
     url: str
     secret: SecretStr
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod

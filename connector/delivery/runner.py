@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 from connector.adapters.base import Adapter, Outcome
 from connector.config import DeliverySection
@@ -94,7 +94,7 @@ class TargetRunner:
             log.exception("target %s: adapter raised; the batch will be retried", name)
             outcomes = [Outcome.retry(f"adapter error: {type(exc).__name__}: {exc}")] * len(items)
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
-        finished = [self._decide(item, outcome) for item, outcome in zip(items, outcomes)]
+        finished = [self._decide(item, outcome) for item, outcome in zip(items, outcomes, strict=False)]
         await self.store.finish(finished)
 
     def _decide(self, item: WorkItem, outcome: Outcome) -> Finished:
@@ -109,7 +109,9 @@ class TargetRunner:
                 delay = (
                     jittered(outcome.retry_after)
                     if outcome.retry_after is not None
-                    else backoff_seconds(item.attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds)
+                    else backoff_seconds(
+                        item.attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+                    )
                 )
                 due_at = time.time() + delay
         self.metrics.changes.labels(name, kind).inc()
@@ -119,7 +121,9 @@ class TargetRunner:
             log.warning("dead letter: %s (customer %s %s)", reason, item.customer_id, mask_email(item.email))
             return Finished(item, "dead", reason)
         if kind == "retry":
-            log.info("target %s: retry %s %s in %.1fs: %s", name, action, item.customer_id, due_at - time.time(), reason)
+            log.info(
+                "target %s: retry %s %s in %.1fs: %s", name, action, item.customer_id, due_at - time.time(), reason
+            )
             return Finished(item, "retry", reason, due_at)
         return Finished(item, kind, reason)
 
@@ -130,4 +134,6 @@ class TargetRunner:
             try:
                 await self.store.release(pending)
             except Exception as exc:  # leases expire anyway; nothing is lost
-                log.warning("target %s: could not release %d in-flight item(s): %s", self.adapter.name, len(pending), exc)
+                log.warning(
+                    "target %s: could not release %d in-flight item(s): %s", self.adapter.name, len(pending), exc
+                )

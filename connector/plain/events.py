@@ -115,17 +115,14 @@ class GroupChangedPayload(_Model):
         if self.changeType == "REMOVED":
             if self.previousCustomerGroup is None:
                 raise ValueError("REMOVED without previousCustomerGroup")
-        elif self.customerGroup is None:
-            if self.changeType is not None or self.previousCustomerGroup is None:
-                raise ValueError("customerGroup missing")
+        elif self.customerGroup is None and (self.changeType is not None or self.previousCustomerGroup is None):
+            raise ValueError("customerGroup missing")
         return self
 
     @property
     def deleted(self) -> bool:
         # Without changeType, only a lone previousCustomerGroup can mean deletion.
-        return self.changeType == "REMOVED" or (
-            self.changeType is None and self.customerGroup is None
-        )
+        return self.changeType == "REMOVED" or (self.changeType is None and self.customerGroup is None)
 
 
 class WebhookMetadata(_Model):
@@ -180,9 +177,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     GROUP_CHANGED: GroupChangedEvent,
 }
 
-MEMBERSHIP_TYPES = frozenset(
-    {MEMBERSHIPS_CHANGED, LEGACY_MEMBERSHIPS_CHANGED, LEGACY_MEMBERSHIPS_CHANGED_FIXED}
-)
+MEMBERSHIP_TYPES = frozenset({MEMBERSHIPS_CHANGED, LEGACY_MEMBERSHIPS_CHANGED, LEGACY_MEMBERSHIPS_CHANGED_FIXED})
 
 
 def model_for(event_type: str | None, payload: Any) -> type[Envelope]:

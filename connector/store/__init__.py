@@ -16,8 +16,16 @@ from connector.store.base import (
 )
 
 __all__ = [
-    "AcceptResult", "DeadLetter", "Finished", "Route", "StatusReport", "Store", "StoreUnavailable",
-    "WorkItem", "open_store", "StoreURLError",
+    "AcceptResult",
+    "DeadLetter",
+    "Finished",
+    "Route",
+    "StatusReport",
+    "Store",
+    "StoreURLError",
+    "StoreUnavailable",
+    "WorkItem",
+    "open_store",
 ]  # fmt: skip
 
 

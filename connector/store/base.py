@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from connector.adapters.base import Change
 from connector.plain.changes import ParsedEvent

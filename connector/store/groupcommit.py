@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 log = logging.getLogger("connector.store")
 
@@ -80,7 +81,7 @@ class GroupCommitter:
             except sqlite3.Error:
                 pass
             results = [(False, exc)] * len(group)
-        for (ok, value), (_job, future) in zip(results, group):
+        for (ok, value), (_job, future) in zip(results, group, strict=False):
             if future.cancelled():
                 continue
             if ok:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any
 
 from connector.plain.changes import ParsedEvent
 from connector.store import sqlite_accept
@@ -78,7 +79,7 @@ class SQLiteStore(Store):
 
     async def take_over(self, owner: str) -> int:
         lock_path = self.path.with_name(self.path.name + ".serve.lock")
-        lock = open(lock_path, "a+")
+        lock = open(lock_path, "a+")  # noqa: SIM115, ASYNC230 -- held for the life of serve; opening is instant
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -86,9 +87,11 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"another `serve` is already running on {self.path}") from None
         self._lock = lock
         return await self._run(
-            lambda conn: conn.execute(
-                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
-            ).rowcount
+            lambda conn: (
+                conn.execute(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
+                ).rowcount
+            )
         )
 
     async def _run(self, job: Any) -> Any:
@@ -109,7 +112,9 @@ class SQLiteStore(Store):
     async def accept_unprocessable(
         self, body: bytes, reason: str, event_id: str | None, event_type: str | None
     ) -> AcceptResult:
-        return await self._run(lambda conn: sqlite_accept.accept_unprocessable(conn, body, reason, event_id, event_type))
+        return await self._run(
+            lambda conn: sqlite_accept.accept_unprocessable(conn, body, reason, event_id, event_type)
+        )
 
     async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
         return await self._run(
@@ -143,7 +148,9 @@ class SQLiteStore(Store):
                 f"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",
                 (owner, now + lease_seconds, *ids),
             )
-            rows = conn.execute(f"SELECT {_CLAIM_COLUMNS}{_CLAIM_JOINS} WHERE o.id IN ({marks}) ORDER BY o.due_at, o.id", ids)
+            rows = conn.execute(
+                f"SELECT {_CLAIM_COLUMNS}{_CLAIM_JOINS} WHERE o.id IN ({marks}) ORDER BY o.due_at, o.id", ids
+            )
             return [_work_item(r) for r in rows]
 
         return await self._run(job)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from connector.plain.changes import CustomerInfo, GroupInfo, MembershipChange, ParsedEvent
 from connector.store.base import AcceptResult, Route
@@ -28,7 +28,7 @@ def accept_event(conn: sqlite3.Connection, event: ParsedEvent, routes: Sequence[
     if event.group is not None:
         _upsert_group(conn, event.group, event, deleted=event.group_deleted)
     applied = stale = work = 0
-    for change, change_routes in zip(event.changes, routes):
+    for change, change_routes in zip(event.changes, routes, strict=False):
         moved, created = _apply_change(conn, change, change_routes, event, now)
         applied += moved
         stale += not moved
@@ -42,8 +42,7 @@ def accept_unprocessable(
     # Without a usable id, the body's hash still makes Plain's redeliveries collapse.
     key = event_id or "raw:" + hashlib.sha256(body).hexdigest()
     cur = conn.execute(
-        "INSERT OR IGNORE INTO inbox (event_id, event_type, received_at, status, reason, body)"
-        " VALUES (?,?,?,?,?,?)",
+        "INSERT OR IGNORE INTO inbox (event_id, event_type, received_at, status, reason, body) VALUES (?,?,?,?,?,?)",
         (key, event_type, time.time(), "unprocessable", reason, body),
     )
     return AcceptResult("unprocessable" if cur.rowcount else "duplicate")
@@ -136,7 +135,9 @@ def _older_than_all_seen(
             " AND note = 'assumed'",
             (before, route.target, route.dest, customer_id, group_id),
         )
-        created += reconcile(conn, route.target, route.dest, customer_id, group_id, desired, before, event.event_id, now)
+        created += reconcile(
+            conn, route.target, route.dest, customer_id, group_id, desired, before, event.event_id, now
+        )
     return created
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connector.store.base import DeadLetter, StatusReport
 from connector.store.sqlite_accept import reconcile
@@ -20,9 +21,19 @@ def read_status(conn: sqlite3.Connection) -> StatusReport:
     def entry(name: str) -> dict[str, Any]:
         return targets.setdefault(
             name,
-            {"backlog": 0, "due": 0, "in_flight": 0, "retrying": 0, "oldest_due_seconds": 0.0,
-             "dead_letters": 0, "not_in_crm": 0, "applied": 0, "last_applied_at": None, "last_error": None},
-        )  # fmt: skip
+            {
+                "backlog": 0,
+                "due": 0,
+                "in_flight": 0,
+                "retrying": 0,
+                "oldest_due_seconds": 0.0,
+                "dead_letters": 0,
+                "not_in_crm": 0,
+                "applied": 0,
+                "last_applied_at": None,
+                "last_error": None,
+            },
+        )
 
     for target, backlog, due, in_flight, retrying, oldest in conn.execute(
         "SELECT target, count(*), sum(due_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1)),"
@@ -67,9 +78,19 @@ def read_dead_letters(conn: sqlite3.Connection, target: str | None, limit: int) 
     )
     return [
         DeadLetter(
-            id=r[0], target=r[1], dest=r[2], customer_id=r[3], group_id=r[4], group_key=r[5], email=r[6],
-            action="add" if r[7] else "remove", event_id=r[8], attempts=r[9], reason=r[10], failed_at=r[11],
-        )  # fmt: skip
+            id=r[0],
+            target=r[1],
+            dest=r[2],
+            customer_id=r[3],
+            group_id=r[4],
+            group_key=r[5],
+            email=r[6],
+            action="add" if r[7] else "remove",
+            event_id=r[8],
+            attempts=r[9],
+            reason=r[10],
+            failed_at=r[11],
+        )
         for r in rows
     ]
 

@@ -30,7 +30,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import Any, AsyncIterator, ClassVar, Coroutine, Iterator, TypeVar
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -138,10 +139,17 @@ class AdapterConformance:
     def change(self, email: str, action: Action = "add", key: str = "k") -> Change:
         options = self.adapter_class.validate_options(self.mapping_options())
         return Change(
-            key=key, action=action, customer_id=f"c_{email.split('@')[0]}", email=email,
-            group_id=self.group_id, group_key=self.group_key, group_name=self.group_name,
-            event_id=f"pEv_{uuid.uuid4().hex[:12]}", event_time="2026-01-01T00:00:00.000Z",
-            full_name="Conformance Person", options=options,
+            key=key,
+            action=action,
+            customer_id=f"c_{email.split('@')[0]}",
+            email=email,
+            group_id=self.group_id,
+            group_key=self.group_key,
+            group_name=self.group_name,
+            event_id=f"pEv_{uuid.uuid4().hex[:12]}",
+            event_time="2026-01-01T00:00:00.000Z",
+            full_name="Conformance Person",
+            options=options,
         )
 
     def run(self, main: Coroutine[Any, Any, T]) -> T:
@@ -299,11 +307,16 @@ class AdapterConformance:
     def test_batch_outcomes_follow_their_changes(self, fake: FakeServer) -> None:
         """Mixed batch: each outcome at its change's index, state matches each change."""
         plan: list[tuple[Action, str]] = [
-            ("add", "exists"), ("add", "missing"), ("remove", "exists"), ("add", "rejected"),
-            ("add", "missing"), ("add", "exists"), ("add", "rejected"),
+            ("add", "exists"),
+            ("add", "missing"),
+            ("remove", "exists"),
+            ("add", "rejected"),
+            ("add", "missing"),
+            ("add", "exists"),
+            ("add", "rejected"),
         ]
         emails, expected = [], []
-        for action, kind in plan:
+        for _action, kind in plan:
             email = self.contact(fake, exists=kind != "missing" or not self.contacts_can_be_missing)
             if kind == "missing" and self.contacts_can_be_missing:
                 expected.append("skipped")
@@ -316,13 +329,15 @@ class AdapterConformance:
         async def scenario() -> list[Outcome]:
             async with self.started(fake) as adapter:
                 assert (await self.apply_one(adapter, self.change(emails[2]))).kind == "done"
-                batch = [self.change(e, action, key=str(i)) for i, (e, (action, _)) in
-                         enumerate(zip(emails, plan))]
+                batch = [
+                    self.change(e, action, key=str(i))
+                    for i, (e, (action, _)) in enumerate(zip(emails, plan, strict=False))
+                ]
                 return await adapter.apply(batch)
 
         outcomes = self.run(scenario())
         assert [o.kind for o in outcomes] == expected
-        for email, (action, _), kind in zip(emails, plan, expected):
+        for email, (action, _), kind in zip(emails, plan, expected, strict=False):
             assert self.is_member(fake, email) == (action == "add" and kind == "done"), email
 
     def test_check_online_is_clean_against_a_healthy_fake(self, fake: FakeServer) -> None:

@@ -13,8 +13,9 @@ import copy
 import hashlib
 import importlib.resources
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import orjson
 
@@ -72,7 +73,7 @@ def plain_time(value: datetime | str) -> str:
         return value
     if value.tzinfo is None:
         raise ValueError("naive datetime: give a timezone, Plain always sends UTC")
-    u = value.astimezone(timezone.utc)
+    u = value.astimezone(UTC)
     return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
 
 
@@ -91,9 +92,7 @@ def _group(g: Group, workspace_id: str, ts: str) -> dict[str, Any]:
     }
 
 
-def _membership(
-    customer_id: str, g: Group, workspace_id: str, ts: str, legacy: bool = False
-) -> dict[str, Any]:
+def _membership(customer_id: str, g: Group, workspace_id: str, ts: str, legacy: bool = False) -> dict[str, Any]:
     group = _group(g, workspace_id, ts)
     if legacy:
         del group["workspaceId"]  # the 2023 example's group has none
@@ -157,7 +156,7 @@ def event(
     meta.update(
         webhookDeliveryAttemptId=plain_id("whAttempt", event_id, attempt),
         webhookDeliveryAttemptNumber=attempt,
-        webhookDeliveryAttemptTimestamp=plain_time(attempt_time or datetime.now(timezone.utc)),
+        webhookDeliveryAttemptTimestamp=plain_time(attempt_time or datetime.now(UTC)),
     )
     return {
         "timestamp": plain_time(timestamp),
@@ -260,8 +259,7 @@ def customer_event(
         payload = {"changeType": "UPDATED", "customer": now, "previousCustomer": prev}
     else:
         raise ValueError(f"not a customer event type: {event_type!r}")
-    return event(event_id=event_id, event_type=event_type, payload=payload,
-                 timestamp=timestamp, **envelope)
+    return event(event_id=event_id, event_type=event_type, payload=payload, timestamp=timestamp, **envelope)
 
 
 def group_event(
@@ -283,8 +281,7 @@ def group_event(
         payload["customerGroup"] = _group(group, wid, ts)
         if change == "UPDATED":
             payload["previousCustomerGroup"] = _group(previous_group or group, wid, ts)
-    return event(event_id=event_id, event_type=ev.GROUP_CHANGED, payload=payload,
-                 timestamp=timestamp, **envelope)
+    return event(event_id=event_id, event_type=ev.GROUP_CHANGED, payload=payload, timestamp=timestamp, **envelope)
 
 
 def signed_request(event: dict[str, Any] | bytes, secret: str) -> tuple[bytes, dict[str, str]]:
@@ -336,5 +333,5 @@ def with_fresh_attempt(event: dict[str, Any], now: datetime | None = None) -> di
     meta = out.get("webhookMetadata")
     if not isinstance(meta, dict):
         meta = out["webhookMetadata"] = {}
-    meta["webhookDeliveryAttemptTimestamp"] = plain_time(now or datetime.now(timezone.utc))
+    meta["webhookDeliveryAttemptTimestamp"] = plain_time(now or datetime.now(UTC))
     return out

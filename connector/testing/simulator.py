@@ -10,9 +10,9 @@ from event times alone, which is what a correct service converges to whatever th
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, datetime, timedelta
 
 from connector.testing.plain import Generation, Group, membership_event, signed_request
 
@@ -49,14 +49,18 @@ class PlainSimulator:
     secret: str
     customers: int = 20
     groups: list[Group] = field(
-        default_factory=lambda: [("cg_ent", "enterprise", "Enterprise"), ("cg_beta", "beta", "Beta"), ("cg_vip", "vip", "VIP")]
+        default_factory=lambda: [
+            ("cg_ent", "enterprise", "Enterprise"),
+            ("cg_beta", "beta", "Beta"),
+            ("cg_vip", "vip", "VIP"),
+        ]
     )
     seed: int = 0
     legacy_share: float = 0.3
     redelivery_share: float = 0.1
     burst_share: float = 0.1
     reorder_window: int = 8
-    start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -84,9 +88,11 @@ class PlainSimulator:
         self._counter += 1
         self._clock += timedelta(milliseconds=self._rng.randint(1, 400))
         generation: Generation = "legacy" if self._rng.random() < self.legacy_share else "versioned"
-        self._planned.append(_Planned(f"pEv_sim{self.seed:03d}{self._counter:07d}", customer_id, before, after, self._clock, generation))
+        self._planned.append(
+            _Planned(f"pEv_sim{self.seed:03d}{self._counter:07d}", customer_id, before, after, self._clock, generation)
+        )
 
-    def plan(self, changes: int) -> "PlainSimulator":
+    def plan(self, changes: int) -> PlainSimulator:
         """Add ``changes`` membership toggles; some come as join-then-leave bursts."""
         made = 0
         while made < changes:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, ClassVar, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import httpx
-
 from connector.adapters.base import Change, Outcome, TargetConfig
 from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
 from connector.adapters.ratelimit import RateLimit

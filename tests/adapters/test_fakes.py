@@ -8,14 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from connector.adapters.webhook import SIGNATURE_HEADER, sign
+from connector.testing.fakes import FakeServer, Faults, WindowLimit, serve_app
+from connector.testing.fakes.webhook import FakeWebhookReceiver
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-
-from connector.adapters.webhook import SIGNATURE_HEADER, sign
-from connector.testing.fakes import FakeServer, Faults, WindowLimit, serve_app
-from connector.testing.fakes.webhook import FakeWebhookReceiver
 
 
 class Echo(FakeServer):
@@ -63,9 +62,8 @@ def test_window_limit_answers_the_vendors_429_and_counts_it() -> None:
 
 def test_concurrency_limit_rejects_the_extra_requests() -> None:
     fake = Echo(max_concurrency=2, faults=Faults(latency=0.6))
-    with fake.serve() as url:
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            statuses = sorted(pool.map(lambda _: httpx.get(f"{url}/v1/echo").status_code, range(4)))
+    with fake.serve() as url, concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(lambda _: httpx.get(f"{url}/v1/echo").status_code, range(4)))
     assert statuses == [200, 200, 429, 429]
     assert fake.concurrency is not None and fake.concurrency.peak == 2
     assert fake.log.counters["concurrency"] == 2

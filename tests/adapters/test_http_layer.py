@@ -7,12 +7,12 @@ import logging
 import httpx
 import pytest
 import respx
-from pydantic import ValidationError
-
 from connector.adapters.base import Change
 from connector.adapters.http import CrmError, crm_message, join_url
 from connector.adapters.ratelimit import RateLimit
 from connector.redact import mask_email
+from pydantic import ValidationError
+
 from tests.adapters.probe import BASE, TOKEN, ProbeAdapter, ProbeConfig, make_probe, outcome_of, reply, with_probe
 
 EMAIL = "colby45@example.com"
@@ -40,9 +40,7 @@ def test_requests_go_to_base_url_plus_the_api_path() -> None:
         return await adapter.request("POST", "/3.0/lists/x/members/abc/tags", json={"tags": []})
 
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post("http://127.0.0.1:9100/mailchimp/3.0/lists/x/members/abc/tags").mock(
-            return_value=reply(204)
-        )
+        route = mock.post("http://127.0.0.1:9100/mailchimp/3.0/lists/x/members/abc/tags").mock(return_value=reply(204))
         with_probe(body, base_url="http://127.0.0.1:9100/mailchimp/")
     assert route.call_count == 1
 
@@ -147,9 +145,7 @@ def test_retry_logs_never_show_token_or_full_email(caplog: pytest.LogCaptureFixt
     caplog.set_level(logging.DEBUG)
     body = {"message": f"busy for {EMAIL} with {TOKEN}"}
     with respx.mock(base_url=BASE) as mock:
-        mock.get(url__startswith=f"{BASE}/contacts/").mock(
-            side_effect=[reply(503, json=body), reply(200)]
-        )
+        mock.get(url__startswith=f"{BASE}/contacts/").mock(side_effect=[reply(503, json=body), reply(200)])
         with_probe(lambda a: outcome_of(a, "GET", f"/contacts/{EMAIL}"))
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("connector")]
     assert any("retrying" in line for line in ours)
@@ -172,15 +168,30 @@ def test_response_error_for_an_accepted_response_the_adapter_cannot_use() -> Non
 @pytest.mark.parametrize(
     "response, message",
     [
-        (reply(400, json={"status": "error", "message": "List 9 is DYNAMIC", "category": "VALIDATION_ERROR"}),
-         "VALIDATION_ERROR: List 9 is DYNAMIC"),
-        (reply(400, json={"type": "https://mailchimp.com/developer/", "title": "Invalid Resource",
-                          "status": 400, "detail": "The tag name is too long"}),
-         "Invalid Resource: The tag name is too long"),
-        (reply(404, json={"type": "error.list", "errors": [{"code": "not_found", "message": "User Not Found"}]}),
-         "not_found: User Not Found"),
-        (reply(400, json=[{"message": "Duplicate", "errorCode": "DUPLICATE_VALUE", "fields": []}]),
-         "DUPLICATE_VALUE: Duplicate"),
+        (
+            reply(400, json={"status": "error", "message": "List 9 is DYNAMIC", "category": "VALIDATION_ERROR"}),
+            "VALIDATION_ERROR: List 9 is DYNAMIC",
+        ),
+        (
+            reply(
+                400,
+                json={
+                    "type": "https://mailchimp.com/developer/",
+                    "title": "Invalid Resource",
+                    "status": 400,
+                    "detail": "The tag name is too long",
+                },
+            ),
+            "Invalid Resource: The tag name is too long",
+        ),
+        (
+            reply(404, json={"type": "error.list", "errors": [{"code": "not_found", "message": "User Not Found"}]}),
+            "not_found: User Not Found",
+        ),
+        (
+            reply(400, json=[{"message": "Duplicate", "errorCode": "DUPLICATE_VALUE", "fields": []}]),
+            "DUPLICATE_VALUE: Duplicate",
+        ),
         (reply(502, text="<html>\n  Bad   gateway\n</html>"), "<html> Bad gateway </html>"),
         (reply(500, text=""), "Internal Server Error"),
     ],
@@ -196,5 +207,6 @@ def test_crm_message_is_shortened() -> None:
 
 
 def _change() -> Change:
-    return Change(key="1", action="add", customer_id="c_1", email=EMAIL, group_id="cg_1",
-                  group_key="vip", event_id="pEv_1")
+    return Change(
+        key="1", action="add", customer_id="c_1", email=EMAIL, group_id="cg_1", group_key="vip", event_id="pEv_1"
+    )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import time
 from typing import Any
 
 import httpx
 import pytest
 import respx
-
 from connector.adapters.http import CrmError
+
 from tests.adapters.probe import BASE, ProbeAdapter, outcome_of, reply, vnow, with_probe
 
 
@@ -40,8 +41,12 @@ def test_transient_status_is_retried_until_it_works(status: int) -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.ReadTimeout("slow"),
-     httpx.RemoteProtocolError("peer closed connection")],
+    [
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("slow"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("peer closed connection"),
+    ],
 )
 def test_network_errors_are_retried(error: Exception) -> None:
     with respx.mock(base_url=BASE) as mock:
@@ -80,7 +85,7 @@ def test_attempts_are_bounded_and_end_in_a_retry_outcome() -> None:
     outcome = error.outcome
     assert outcome.kind == "retry" and outcome.retry_after is None
     assert "after 4 attempts" in (outcome.reason or "")
-    waits = [b - a for a, b in zip(times, times[1:])]
+    waits = [b - a for a, b in itertools.pairwise(times)]
     # Exponential with equal jitter: 0.25-0.5, 0.5-1, 1-2 seconds.
     for n, wait in enumerate(waits):
         cap = ProbeAdapter.backoff_seconds * 2**n
@@ -90,9 +95,7 @@ def test_attempts_are_bounded_and_end_in_a_retry_outcome() -> None:
 def test_retry_after_seconds_is_honoured_exactly() -> None:
     times: list[float] = []
     with respx.mock(base_url=BASE) as mock:
-        mock.get("/things").mock(
-            side_effect=calls_at(times, reply(429, headers={"Retry-After": "3"}), reply(200))
-        )
+        mock.get("/things").mock(side_effect=calls_at(times, reply(429, headers={"Retry-After": "3"}), reply(200)))
         result = with_probe(outcome_of)
     assert isinstance(result, httpx.Response)
     assert times[1] - times[0] == pytest.approx(3.0, abs=1e-3)
@@ -102,9 +105,7 @@ def test_retry_after_http_date_is_honoured() -> None:
     times: list[float] = []
     when = email.utils.formatdate(time.time() + 4, usegmt=True)  # whole seconds: 3-4 s away
     with respx.mock(base_url=BASE) as mock:
-        mock.get("/things").mock(
-            side_effect=calls_at(times, reply(503, headers={"Retry-After": when}), reply(200))
-        )
+        mock.get("/things").mock(side_effect=calls_at(times, reply(503, headers={"Retry-After": when}), reply(200)))
         with_probe(outcome_of)
     assert 3.0 - 0.1 <= times[1] - times[0] <= 4.0
 
@@ -127,7 +128,10 @@ def test_intercom_reset_epoch_is_honoured() -> None:
         (reply(429, headers={"X-RateLimit-Reset": "{epoch+600}"}), 600.0),
         (reply(429, headers={"Retry-After": "{date+900}"}), 900.0),
         (reply(429, json={"status": "error", "policyName": "DAILY", "errorType": "RATE_LIMIT"}), 3600.0),
-        (reply(403, json=[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]), 3600.0),
+        (
+            reply(403, json=[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
+            3600.0,
+        ),
     ],
     ids=["retry-after", "x-ratelimit-reset", "http-date", "hubspot-daily", "salesforce-daily"],
 )
@@ -151,10 +155,17 @@ def test_hubspot_rolling_window_waits_one_interval() -> None:
     """HubSpot's 429 promises no Retry-After: wait the window its headers name."""
     limited = reply(
         429,
-        json={"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-              "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"},
-        headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                 "X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "0"},
+        json={
+            "status": "error",
+            "message": "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "policyName": "TEN_SECONDLY_ROLLING",
+        },
+        headers={
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Max": "100",
+            "X-HubSpot-RateLimit-Remaining": "0",
+        },
     )
     with respx.mock(base_url=BASE) as mock:
         mock.get("/things").mock(return_value=limited)
@@ -176,8 +187,15 @@ def test_hubspot_rolling_window_waits_one_interval() -> None:
 
 
 def test_salesforce_concurrent_limit_is_retried_with_backoff() -> None:
-    busy = reply(403, json=[{"message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
-                             "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    busy = reply(
+        403,
+        json=[
+            {
+                "message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                "errorCode": "REQUEST_LIMIT_EXCEEDED",
+            }
+        ],
+    )
     with respx.mock(base_url=BASE) as mock:
         route = mock.get("/things").mock(side_effect=[busy, reply(200)])
         assert isinstance(with_probe(outcome_of), httpx.Response)
@@ -196,9 +214,7 @@ def test_a_429_pauses_every_caller_on_the_target() -> None:
         await asyncio.gather(outcome_of(adapter), later())
 
     with respx.mock(base_url=BASE) as mock:
-        mock.get("/things").mock(
-            side_effect=calls_at(times, reply(429, headers={"Retry-After": "5"}), reply(200))
-        )
+        mock.get("/things").mock(side_effect=calls_at(times, reply(429, headers={"Retry-After": "5"}), reply(200)))
         other = mock.get("/other").mock(side_effect=calls_at(times, reply(200)))
         with_probe(body)
     assert other.call_count == 1
@@ -222,9 +238,7 @@ def test_a_target_paused_past_the_budget_fails_fast_without_calling() -> None:
 def test_budget_in_seconds_ends_retries_before_attempts_run_out() -> None:
     times: list[float] = []
     with respx.mock(base_url=BASE) as mock:
-        mock.get("/things").mock(
-            side_effect=calls_at(times, reply(503, headers={"Retry-After": "6"}))
-        )
+        mock.get("/things").mock(side_effect=calls_at(times, reply(503, headers={"Retry-After": "6"})))
         error = with_probe(outcome_of)
     # 6 s fits the 10 s budget once; a second 6 s wait would not.
     assert len(times) == 2

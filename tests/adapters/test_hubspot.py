@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 import pytest
 import respx
-from pydantic import ValidationError
-
 from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
 from connector.testing.fakes.clock import run_virtual
+from pydantic import ValidationError
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 BASE = "https://api.hubapi.com"
@@ -22,8 +22,15 @@ UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 
 def change(email: str | None = "ann@example.com", action: str = "add", key: str = "k", **options: Any) -> Change:
     return Change(
-        key=key, action=action, customer_id=f"c_{key}", email=email, group_id="cg_ent",  # type: ignore[arg-type]
-        group_key="enterprise", event_id=f"pEv_{key}", full_name="Ann Mary Lee", group_name="Enterprise",
+        key=key,
+        action=action,
+        customer_id=f"c_{key}",
+        email=email,
+        group_id="cg_ent",  # type: ignore[arg-type]
+        group_key="enterprise",
+        event_id=f"pEv_{key}",
+        full_name="Ann Mary Lee",
+        group_name="Enterprise",
         options=options or {"list": "123"},
     )
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
 from connector.config import DeliverySection
 from connector.delivery.runner import TargetRunner
@@ -20,9 +19,9 @@ from connector.metrics import Metrics
 from connector.plain.changes import parse_event
 from connector.store import Route, open_store
 from connector.store.base import Store
+from connector.testing.delivery import drain_target as drain
 from connector.testing.fakes import WindowLimit
 from connector.testing.fakes.hubspot import FakeHubSpot
-from connector.testing.delivery import drain_target as drain
 from connector.testing.plain import membership_event
 
 TOKEN = "pat-na1-burst-0123456789abcdef"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connector.testing.fakes.hubspot import FakeHubSpot
+
 from tests.conftest import run_cli, write_setup
 
 TOKEN = "pat-na1-cli-0123456789abcdef"

@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft7Validator
-
 from connector.adapters.base import Change
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
 from connector.testing.fakes.hubspot import FakeHubSpot
+from jsonschema import Draft7Validator
 
 SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "hubspot"
 SPEC_FILES = ("contacts-v3.json", "lists-v3.json")

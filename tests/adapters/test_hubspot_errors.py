@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import respx
-
 from connector.adapters.base import Outcome
+
 from tests.adapters.test_hubspot import BASE, READ, TOKEN, UPSERT, adapter, apply, change, contacts, members, run
 
 ADD = "/crm/v3/lists/123/memberships/add"
@@ -69,8 +69,10 @@ def test_unknown_list_fails_naming_the_list() -> None:
         mock.put(ADD).mock(return_value=hubspot_error(404, "OBJECT_NOT_FOUND", "List does not exist with id 123"))
         [outcome] = apply([change()])
     assert outcome.kind == "failed"
-    assert outcome.reason == ("hubspot: PUT /crm/v3/lists/123/memberships/add -> HTTP 404: HubSpot has no list 123 "
-                              "(deleted? check the mapping): OBJECT_NOT_FOUND: List does not exist with id 123")
+    assert outcome.reason == (
+        "hubspot: PUT /crm/v3/lists/123/memberships/add -> HTTP 404: HubSpot has no list 123 "
+        "(deleted? check the mapping): OBJECT_NOT_FOUND: List does not exist with id 123"
+    )
 
 
 def test_list_name_that_does_not_resolve_fails_before_any_contact_call() -> None:

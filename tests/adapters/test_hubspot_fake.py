@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from connector.testing.fakes.hubspot import ALL_SCOPES, FakeHubSpot
 from connector.testing.fakes.limits import WindowLimit
 

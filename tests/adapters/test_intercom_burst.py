@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.config import DeliverySection
 from connector.delivery.runner import TargetRunner
@@ -18,9 +17,9 @@ from connector.metrics import Metrics
 from connector.plain.changes import parse_event
 from connector.store import Route, open_store
 from connector.store.base import Store
+from connector.testing.delivery import drain_target as drain
 from connector.testing.fakes import WindowLimit
 from connector.testing.fakes.intercom import FakeIntercom
-from connector.testing.delivery import drain_target as drain
 from connector.testing.plain import membership_event
 
 TOKEN = "dG9rOmJ1cnN0X2ludGVyY29tX3Rva2VuXzEyMzQ1"
@@ -49,9 +48,15 @@ async def accept_phase(store: Store, phase: int) -> int:
         before, after = PHASES[phase](i)
         if before == after:
             continue
-        body = membership_event(event_id=f"pEv_{phase}_{i}", customer_id=f"c_{i}", email=email(i),
-                                groups_before=before, groups_after=after, generation="versioned",
-                                timestamp=f"2026-01-01T00:00:0{phase + 1}Z")
+        body = membership_event(
+            event_id=f"pEv_{phase}_{i}",
+            customer_id=f"c_{i}",
+            email=email(i),
+            groups_before=before,
+            groups_after=after,
+            generation="versioned",
+            timestamp=f"2026-01-01T00:00:0{phase + 1}Z",
+        )
         event = parse_event(orjson.dumps(body))
         routes = [[Route("intercom", orjson.dumps({"tag": TAGS[c.group.id]}).decode())] for c in event.changes]
         await store.accept(event, routes)
@@ -80,8 +85,12 @@ def test_burst_through_the_runner_stays_under_the_window(tmp_path: Path) -> None
     async def scenario(base_url: str) -> tuple[list[int], list[dict[str, Any]], float]:
         store = open_store("sqlite:///burst.db", tmp_path)
         await store.open()
-        raw = {"type": "intercom", "token": TOKEN, "base_url": base_url,
-               "rate_limit": {"requests": WINDOW.requests, "per_seconds": WINDOW.per_seconds, "max_concurrency": 8}}
+        raw = {
+            "type": "intercom",
+            "token": TOKEN,
+            "base_url": base_url,
+            "rate_limit": {"requests": WINDOW.requests, "per_seconds": WINDOW.per_seconds, "max_concurrency": 8},
+        }
         adapter = IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
         await adapter.start()
         settings = DeliverySection(poll_interval_seconds=0.05, backoff_base_seconds=0.1, backoff_max_seconds=1)
@@ -101,8 +110,10 @@ def test_burst_through_the_runner_stays_under_the_window(tmp_path: Path) -> None
         accepted, reports, seconds = asyncio.run(scenario(base_url))
 
     calls = Counter(kind(r.method, r.path) for r in fake.requests)
-    print(f"\nburst: {accepted} changes in 2 phases, {len(fake.requests)} calls in {seconds:.1f}s: "
-          f"{dict(calls)}; final {reports[-1]}")
+    print(
+        f"\nburst: {accepted} changes in 2 phases, {len(fake.requests)} calls in {seconds:.1f}s: "
+        f"{dict(calls)}; final {reports[-1]}"
+    )
 
     assert fake.log.counters["rate_limited"] == 0
     assert all(r.status == 200 for r in fake.requests), Counter(r.status for r in fake.requests)

@@ -4,10 +4,10 @@ particular to Intercom (409 on create, stale ids after deletes, shared emails, r
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-
 from connector.adapters.base import Change, Outcome
 from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.redact import mask_email
@@ -28,8 +28,7 @@ class TestIntercomConformance(AdapterConformance):
         return FakeIntercom(TOKEN)
 
     def target_config(self, base_url: str, *, create_missing: bool = False) -> dict[str, Any]:
-        return {"type": "intercom", "token": TOKEN, "base_url": base_url,
-                "create_missing_contacts": create_missing}
+        return {"type": "intercom", "token": TOKEN, "base_url": base_url, "create_missing_contacts": create_missing}
 
     def mapping_options(self) -> dict[str, Any]:
         return {"tag": TAG}
@@ -75,9 +74,18 @@ def fake() -> Iterator[FakeIntercom]:
 
 
 def change(email: str | None, action: str = "add", tag: str = TAG, external_id: str | None = None) -> Change:
-    return Change(key="k", action=action, customer_id="c_1", email=email, group_id="cg_1",  # type: ignore[arg-type]
-                  group_key="ent", event_id="pEv_1", options={"tag": tag}, external_id=external_id,
-                  full_name="Ada Lovelace")
+    return Change(
+        key="k",
+        action=action,
+        customer_id="c_1",
+        email=email,
+        group_id="cg_1",  # type: ignore[arg-type]
+        group_key="ent",
+        event_id="pEv_1",
+        options={"tag": tag},
+        external_id=external_id,
+        full_name="Ada Lovelace",
+    )
 
 
 def run(fake: FakeIntercom, *batches: list[Change], between: Any = None, **config: Any) -> list[list[Outcome]]:
@@ -141,8 +149,9 @@ def test_contact_deleted_since_cached_is_looked_up_again(fake: FakeIntercom) -> 
         fake.delete_contact(first)
         fake.seed_contact("moved@example.com")  # e.g. re-imported: same email, new id
 
-    results = run(fake, [change("moved@example.com", tag="A")], [change("moved@example.com", tag="B")],
-                  between=recreate)
+    results = run(
+        fake, [change("moved@example.com", tag="A")], [change("moved@example.com", tag="B")], between=recreate
+    )
     assert kinds(results) == [["done"], ["done"]]
     assert fake.tags_for_email("moved@example.com") == {"B"}
     assert calls(fake, "POST", "/contacts/search") == 2  # the cache served nothing stale twice
@@ -150,22 +159,38 @@ def test_contact_deleted_since_cached_is_looked_up_again(fake: FakeIntercom) -> 
 
 def test_contact_deleted_since_cached_and_gone_is_skipped_or_recreated(fake: FakeIntercom) -> None:
     first = fake.seed_contact("gone@example.com")
-    results = run(fake, [change("gone@example.com", tag="A")], [change("gone@example.com", tag="B")],
-                  between=lambda f: f.delete_contact(first))
+    results = run(
+        fake,
+        [change("gone@example.com", tag="A")],
+        [change("gone@example.com", tag="B")],
+        between=lambda f: f.delete_contact(first),
+    )
     assert kinds(results) == [["done"], ["skipped"]]
-    assert "not in Intercom" in (results[1][0].reason or "") and mask_email("gone@example.com") in (results[1][0].reason or "")
+    assert "not in Intercom" in (results[1][0].reason or "") and mask_email("gone@example.com") in (
+        results[1][0].reason or ""
+    )
 
     second = fake.seed_contact("gone2@example.com")
-    results = run(fake, [change("gone2@example.com", tag="A")], [change("gone2@example.com", tag="B")],
-                  between=lambda f: f.delete_contact(second), create_missing_contacts=True)
+    results = run(
+        fake,
+        [change("gone2@example.com", tag="A")],
+        [change("gone2@example.com", tag="B")],
+        between=lambda f: f.delete_contact(second),
+        create_missing_contacts=True,
+    )
     assert kinds(results) == [["done"], ["done"]]
     assert fake.tags_for_email("gone2@example.com") == {"B"}
 
 
 def test_removal_from_a_contact_deleted_since_cached_is_done(fake: FakeIntercom) -> None:
     first = fake.seed_contact("gone@example.com")
-    results = run(fake, [change("gone@example.com")], [change("gone@example.com", "remove")],
-                  between=lambda f: f.delete_contact(first), create_missing_contacts=True)
+    results = run(
+        fake,
+        [change("gone@example.com")],
+        [change("gone@example.com", "remove")],
+        between=lambda f: f.delete_contact(first),
+        create_missing_contacts=True,
+    )
     assert kinds(results) == [["done"], ["done"]]
     assert fake.with_email("gone@example.com") == []  # never created just to untag
     assert len(fake.log.matching("DELETE", "/contacts/*")) == 1
@@ -175,8 +200,7 @@ def test_removal_from_a_contact_deleted_since_cached_is_done(fake: FakeIntercom)
 def test_tag_deleted_since_cached_is_created_again(fake: FakeIntercom) -> None:
     fake.seed_contact("a@example.com")
     fake.seed_contact("b@example.com")
-    results = run(fake, [change("a@example.com")], [change("b@example.com")],
-                  between=lambda f: f.delete_tag(TAG))
+    results = run(fake, [change("a@example.com")], [change("b@example.com")], between=lambda f: f.delete_tag(TAG))
     assert kinds(results) == [["done"], ["done"]]
     assert fake.tags_for_email("b@example.com") == {TAG}
     assert calls(fake, "POST", "/tags") == 2

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import jsonschema
 import pytest
 import yaml
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
 from connector.adapters.base import Change
 from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.testing.fakes.intercom import FakeIntercom
 from connector.testing.fakes.log import RecordedRequest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "intercom" / "api.intercom.io-2.14.yaml"
 TOKEN = "dG9rOmNvbnRyYWN0X2ludGVyY29tX3Rva2VuXzEy"
@@ -112,9 +112,18 @@ def fake() -> Iterator[FakeIntercom]:
 
 
 def _change(email: str, action: str, tag: str, external_id: str | None = None) -> Change:
-    return Change(key=email, action=action, customer_id="c", email=email, group_id="cg",  # type: ignore[arg-type]
-                  group_key="g", event_id="pEv", options={"tag": tag}, external_id=external_id,
-                  full_name="Grace Hopper")
+    return Change(
+        key=email,
+        action=action,
+        customer_id="c",
+        email=email,
+        group_id="cg",  # type: ignore[arg-type]
+        group_key="g",
+        event_id="pEv",
+        options={"tag": tag},
+        external_id=external_id,
+        full_name="Grace Hopper",
+    )
 
 
 def _exercise(fake: FakeIntercom, role: str) -> None:
@@ -124,14 +133,23 @@ def _exercise(fake: FakeIntercom, role: str) -> None:
     fake.seed_contact("lagging@example.com", search_misses=1)
 
     async def main() -> None:
-        raw = {"type": "intercom", "token": TOKEN, "base_url": fake.base_url,
-               "create_missing_contacts": True, "contact_role": role}
+        raw = {
+            "type": "intercom",
+            "token": TOKEN,
+            "base_url": fake.base_url,
+            "create_missing_contacts": True,
+            "contact_role": role,
+        }
         adapter = IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
         await adapter.start()
         try:
             assert await adapter.check_online([{"tag": "Enterprise"}]) == []
-            batch = [_change("here@example.com", "add", "Enterprise"), _change("new@example.com", "add", "Beta", "u-1"),
-                     _change("lagging@example.com", "add", "Beta"), _change("here@example.com", "remove", "Beta")]
+            batch = [
+                _change("here@example.com", "add", "Enterprise"),
+                _change("new@example.com", "add", "Beta", "u-1"),
+                _change("lagging@example.com", "add", "Beta"),
+                _change("here@example.com", "remove", "Beta"),
+            ]
             outcomes = await adapter.apply(batch)
             outcomes += await adapter.apply([_change("here@example.com", "remove", "Enterprise")])
             assert [o.kind for o in outcomes] == ["done"] * 5, outcomes
@@ -145,8 +163,14 @@ def _exercise(fake: FakeIntercom, role: str) -> None:
 def test_every_request_fits_the_description(contract: Contract, fake: FakeIntercom, role: str) -> None:
     _exercise(fake, role)
     seen = {(r.method, re.sub(r"/[0-9a-f]{24}|/\d+$", "/{id}", r.path)) for r in fake.requests}
-    assert seen == {("GET", "/me"), ("POST", "/contacts/search"), ("POST", "/tags"), ("POST", "/contacts"),
-                    ("POST", "/contacts/{id}/tags"), ("DELETE", "/contacts/{id}/tags/{id}")}, seen
+    assert seen == {
+        ("GET", "/me"),
+        ("POST", "/contacts/search"),
+        ("POST", "/tags"),
+        ("POST", "/contacts"),
+        ("POST", "/contacts/{id}/tags"),
+        ("DELETE", "/contacts/{id}/tags/{id}"),
+    }, seen
     assert 409 in {r.status for r in fake.requests} and 404 in {r.status for r in fake.requests}
     for request in fake.requests:
         contract.check_request(request)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from connector.testing.fakes import WindowLimit
 from connector.testing.fakes.intercom import FakeIntercom
 
@@ -38,13 +37,17 @@ def test_window_answers_429_with_intercoms_headers(fake: FakeIntercom) -> None:
     assert fake.log.counters["rate_limited"] == 1
 
 
-@pytest.mark.parametrize("headers, status, code", [
-    ({"Authorization": "Bearer wrong-token-xyz"}, 401, "unauthorized"),
-    ({"Intercom-Version": ""}, 400, "intercom_version_invalid"),
-    ({"Intercom-Version": "latest"}, 400, "intercom_version_invalid"),
-])
-def test_guards_answer_in_intercoms_error_shape(fake: FakeIntercom, headers: dict[str, str], status: int,
-                                                code: str) -> None:
+@pytest.mark.parametrize(
+    "headers, status, code",
+    [
+        ({"Authorization": "Bearer wrong-token-xyz"}, 401, "unauthorized"),
+        ({"Intercom-Version": ""}, 400, "intercom_version_invalid"),
+        ({"Intercom-Version": "latest"}, 400, "intercom_version_invalid"),
+    ],
+)
+def test_guards_answer_in_intercoms_error_shape(
+    fake: FakeIntercom, headers: dict[str, str], status: int, code: str
+) -> None:
     with client(fake, **headers) as http:
         answer = http.post("/tags", json={"name": "x"})
     assert answer.status_code == status
@@ -74,7 +77,9 @@ def test_search_lag_and_duplicate_create(fake: FakeIntercom) -> None:
         clash = http.post("/contacts", json={"email": "LAG@example.com", "role": "user"})
     assert clash.status_code == 409
     assert clash.json()["errors"][0] == {
-        "code": "conflict", "message": f"A contact matching those details already exists with id={contact}"}
+        "code": "conflict",
+        "message": f"A contact matching those details already exists with id={contact}",
+    }
 
 
 def test_base_fault_injection_works_on_intercom_routes(fake: FakeIntercom) -> None:

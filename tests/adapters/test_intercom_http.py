@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 import pytest
 import respx
-from pydantic import ValidationError
-
 from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.testing.fakes import run_virtual
+from pydantic import ValidationError
 
 TOKEN = "dG9rOnJlc3B4X2ludGVyY29tX3Rva2VuXzEyMzQ1"
 US = "https://api.intercom.io"
-CONTACT = {"type": "contact", "id": "6762f0dd1bb69f9f2193bb83", "role": "user", "email": "ada@example.com",
-           "external_id": None}
+CONTACT = {
+    "type": "contact",
+    "id": "6762f0dd1bb69f9f2193bb83",
+    "role": "user",
+    "email": "ada@example.com",
+    "external_id": None,
+}
 FOUND = {"type": "list", "data": [CONTACT], "total_count": 1}
 NONE_FOUND = {"type": "list", "data": [], "total_count": 0}
 TAG = {"type": "tag", "id": "81", "name": "Enterprise"}
@@ -41,11 +46,24 @@ def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
     return run_virtual(main())
 
 
-def change(action: str = "add", email: str = "ada@example.com", external_id: str | None = None,
-           name: str | None = "Ada Lovelace") -> Change:
-    return Change(key="1", action=action, customer_id="c_1", email=email, group_id="cg_1",  # type: ignore[arg-type]
-                  group_key="enterprise", event_id="pEv_1", options={"tag": "Enterprise"},
-                  external_id=external_id, full_name=name)
+def change(
+    action: str = "add",
+    email: str = "ada@example.com",
+    external_id: str | None = None,
+    name: str | None = "Ada Lovelace",
+) -> Change:
+    return Change(
+        key="1",
+        action=action,
+        customer_id="c_1",
+        email=email,
+        group_id="cg_1",  # type: ignore[arg-type]
+        group_key="enterprise",
+        event_id="pEv_1",
+        options={"tag": "Enterprise"},
+        external_id=external_id,
+        full_name=name,
+    )
 
 
 def body(call: Any) -> Any:
@@ -96,8 +114,10 @@ def test_remove_is_a_delete_without_body() -> None:
         assert routes["attach"].call_count == 0
 
 
-@pytest.mark.parametrize("region, host", [("us", "https://api.intercom.io"), ("eu", "https://api.eu.intercom.io"),
-                                          ("au", "https://api.au.intercom.io")])
+@pytest.mark.parametrize(
+    "region, host",
+    [("us", "https://api.intercom.io"), ("eu", "https://api.eu.intercom.io"), ("au", "https://api.au.intercom.io")],
+)
 def test_region_picks_the_host(region: str, host: str) -> None:
     with respx.mock(assert_all_called=False) as mock:
         routes = mock_found(mock, host)
@@ -129,8 +149,12 @@ def test_create_sends_role_email_external_id_and_name() -> None:
         attach = mock.post(f"{US}/contacts/{created['id']}/tags").respond(200, json=TAG)
         outcomes = apply([change(external_id="u-42")], create_missing_contacts=True)
         assert [o.kind for o in outcomes] == ["done"]
-        assert body(create.calls.last) == {"role": "user", "email": "ada@example.com", "external_id": "u-42",
-                                       "name": "Ada Lovelace"}
+        assert body(create.calls.last) == {
+            "role": "user",
+            "email": "ada@example.com",
+            "external_id": "u-42",
+            "name": "Ada Lovelace",
+        }
         assert_headers(create.calls.last.request)
         assert attach.call_count == 1
 
@@ -172,8 +196,10 @@ def test_detach_404_about_the_tag_is_done_about_the_contact_is_looked_up_again()
 def test_long_rate_limit_becomes_retry_with_the_reset_delay() -> None:
     reset = str(int(time.time()) + 3600)
     headers = {"X-RateLimit-Limit": "1666", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
-    limited = {"type": "error.list", "errors": [{"code": "rate_limit_exceeded",
-                                                 "message": "Exceeded rate limit of 1666 in 10_seconds"}]}
+    limited = {
+        "type": "error.list",
+        "errors": [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit of 1666 in 10_seconds"}],
+    }
     with respx.mock(assert_all_called=False) as mock:
         search = mock.post(f"{US}/contacts/search").respond(429, json=limited, headers=headers)
         (outcome,) = apply([change()])
@@ -183,7 +209,11 @@ def test_long_rate_limit_becomes_retry_with_the_reset_delay() -> None:
 
 
 def test_short_rate_limit_is_waited_out_then_done() -> None:
-    headers = {"X-RateLimit-Limit": "1666", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 2)}
+    headers = {
+        "X-RateLimit-Limit": "1666",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(time.time()) + 2),
+    }
     with respx.mock(assert_all_called=False) as mock:
         routes = mock_found(mock)
         routes["search"].side_effect = [httpx.Response(429, json={}, headers=headers), httpx.Response(200, json=FOUND)]
@@ -216,10 +246,17 @@ def test_default_rate_limit_is_intercoms_per_app_limit_with_margin() -> None:
     assert make(rate_limit={"requests": 100}).rate_limit.requests == 100
 
 
-@pytest.mark.parametrize("raw", [
-    {"token": ""}, {"token": "short"}, {"region": "us-east"}, {"api_version": "latest"},
-    {"contact_role": "visitor"}, {"tokn": "x"},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"token": ""},
+        {"token": "short"},
+        {"region": "us-east"},
+        {"api_version": "latest"},
+        {"contact_role": "visitor"},
+        {"tokn": "x"},
+    ],
+)
 def test_config_refuses(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         IntercomConfig.model_validate({"type": "intercom", "token": TOKEN, **raw})
@@ -231,10 +268,18 @@ def test_token_is_secret_and_redacted() -> None:
     assert TOKEN in adapter.secrets()
 
 
-@pytest.mark.parametrize("options, ok", [
-    ({"tag": "Enterprise"}, True), ({"tag": "VIP customers"}, True), ({}, False), ({"tag": ""}, False),
-    ({"tag": " Enterprise"}, False), ({"tag": 2024}, False), ({"tag": "x", "list": "1"}, False),
-])
+@pytest.mark.parametrize(
+    "options, ok",
+    [
+        ({"tag": "Enterprise"}, True),
+        ({"tag": "VIP customers"}, True),
+        ({}, False),
+        ({"tag": ""}, False),
+        ({"tag": " Enterprise"}, False),
+        ({"tag": 2024}, False),
+        ({"tag": "x", "list": "1"}, False),
+    ],
+)
 def test_mapping_options(options: dict[str, Any], ok: bool) -> None:
     if ok:
         assert IntercomAdapter.validate_options(options) == options

@@ -6,18 +6,19 @@ import asyncio
 import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 import respx
-from pydantic import ValidationError
-
 from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig
 from connector.config import YamlError, load_config
 from connector.redact import mask_email
+from pydantic import ValidationError
+
 from tests.conftest import write_setup
 
 KEY = "0123456789abcdef0123456789abcdef-us21"
@@ -29,10 +30,24 @@ BOB_HASH = hashlib.md5(b"bob@example.com").hexdigest()
 T = TypeVar("T")
 
 
-def change(email: str | None = ANN, tag: str = "Enterprise", action: str = "add",
-           at: str = "2026-03-01T10:00:00.000Z", key: str = "k") -> Change:
-    return Change(key=key, action=action, customer_id="c_1", email=email, group_id="cg_1",  # type: ignore[arg-type]
-                  group_key="enterprise", event_id="pEv_1", options={"tag": tag}, event_time=at)
+def change(
+    email: str | None = ANN,
+    tag: str = "Enterprise",
+    action: str = "add",
+    at: str = "2026-03-01T10:00:00.000Z",
+    key: str = "k",
+) -> Change:
+    return Change(
+        key=key,
+        action=action,
+        customer_id="c_1",
+        email=email,
+        group_id="cg_1",  # type: ignore[arg-type]
+        group_key="enterprise",
+        event_id="pEv_1",
+        options={"tag": tag},
+        event_time=at,
+    )
 
 
 def config(**extra: Any) -> MailchimpConfig:
@@ -85,20 +100,30 @@ def test_changes_of_one_member_share_one_call_and_members_get_their_own() -> Non
     with respx.mock(assert_all_called=True) as mock:
         ann = mock.post(tags_url()).mock(return_value=httpx.Response(204))
         bob = mock.post(tags_url(BOB_HASH)).mock(return_value=httpx.Response(204))
-        outcomes = apply([change(tag="Enterprise"), change("bob@example.com", tag="Beta"),
-                          change("ANN@example.com", tag="Beta", action="remove")])
+        outcomes = apply(
+            [
+                change(tag="Enterprise"),
+                change("bob@example.com", tag="Beta"),
+                change("ANN@example.com", tag="Beta", action="remove"),
+            ]
+        )
     assert [o.kind for o in outcomes] == ["done", "done", "done"]
     assert ann.call_count == 1 and bob.call_count == 1
-    assert json.loads(ann.calls.last.request.content) == {"tags": [
-        {"name": "Enterprise", "status": "active"}, {"name": "Beta", "status": "inactive"}]}
+    assert json.loads(ann.calls.last.request.content) == {
+        "tags": [{"name": "Enterprise", "status": "active"}, {"name": "Beta", "status": "inactive"}]
+    }
 
 
 def test_a_tag_named_twice_for_one_member_goes_in_event_order_in_two_calls() -> None:
     # Two Plain groups mapped to the same tag: the later event must be applied last.
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(tags_url()).mock(return_value=httpx.Response(204))
-        outcomes = apply([change(action="remove", at="2026-03-01T10:00:02.000Z"),
-                          change(action="add", at="2026-03-01T10:00:01.000Z")])
+        outcomes = apply(
+            [
+                change(action="remove", at="2026-03-01T10:00:02.000Z"),
+                change(action="add", at="2026-03-01T10:00:01.000Z"),
+            ]
+        )
     assert [o.kind for o in outcomes] == ["done", "done"]
     sent = [json.loads(c.request.content)["tags"] for c in route.calls]
     assert sent == [[{"name": "Enterprise", "status": "active"}], [{"name": "Enterprise", "status": "inactive"}]]
@@ -106,13 +131,16 @@ def test_a_tag_named_twice_for_one_member_goes_in_event_order_in_two_calls() -> 
 
 def test_a_missing_member_is_created_with_status_if_new_then_tagged() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        tags = mock.post(tags_url()).mock(side_effect=[
-            httpx.Response(404, json={"title": "Resource Not Found", "status": 404}), httpx.Response(204)])
+        tags = mock.post(tags_url()).mock(
+            side_effect=[httpx.Response(404, json={"title": "Resource Not Found", "status": 404}), httpx.Response(204)]
+        )
         audience = mock.get(f"{API}/lists/{AUD}").mock(return_value=httpx.Response(200, json={"id": AUD}))
         put = mock.put(f"{API}/lists/{AUD}/members/{ANN_HASH}").mock(
-            return_value=httpx.Response(200, json={"id": ANN_HASH, "status": "transactional"}))
-        outcomes = apply([change(email=" Ann@example.com")], create_missing_contacts=True,
-                         status_if_new="transactional")
+            return_value=httpx.Response(200, json={"id": ANN_HASH, "status": "transactional"})
+        )
+        outcomes = apply(
+            [change(email=" Ann@example.com")], create_missing_contacts=True, status_if_new="transactional"
+        )
     assert outcomes == [Outcome.done()] and tags.call_count == 2
     request = put.calls.last.request
     assert basic_password(request) == KEY and request.headers["content-type"] == "application/json"
@@ -124,9 +152,11 @@ def test_a_missing_member_is_created_with_status_if_new_then_tagged() -> None:
 def test_check_online_pings_then_reads_the_audience() -> None:
     with respx.mock(assert_all_called=True) as mock:
         ping = mock.get(f"{API}/ping").mock(
-            return_value=httpx.Response(200, json={"health_status": "Everything's Chimpy!"}))
+            return_value=httpx.Response(200, json={"health_status": "Everything's Chimpy!"})
+        )
         audience = mock.get(f"{API}/lists/{AUD}", params={"fields": "id,name"}).mock(
-            return_value=httpx.Response(200, json={"id": AUD, "name": "Customers"}))
+            return_value=httpx.Response(200, json={"id": AUD, "name": "Customers"})
+        )
         problems = run(lambda adapter: adapter.check_online([{"tag": "Enterprise"}]))
     assert problems == []
     for route in (ping, audience):
@@ -146,9 +176,16 @@ def test_base_url_replaces_scheme_and_host_and_the_key_needs_no_data_centre() ->
 
 
 def not_found() -> httpx.Response:
-    return httpx.Response(404, json={"type": "https://mailchimp.com/developer/marketing/docs/errors/",
-                                     "title": "Resource Not Found", "status": 404,
-                                     "detail": "The requested resource could not be found.", "instance": "x"})
+    return httpx.Response(
+        404,
+        json={
+            "type": "https://mailchimp.com/developer/marketing/docs/errors/",
+            "title": "Resource Not Found",
+            "status": 404,
+            "detail": "The requested resource could not be found.",
+            "instance": "x",
+        },
+    )
 
 
 def test_a_non_member_is_skipped_with_a_masked_reason_and_never_created() -> None:
@@ -181,8 +218,16 @@ def test_an_unknown_audience_fails_every_change_with_a_readable_reason_after_one
 
 
 def test_a_refused_key_fails_with_mailchimps_words_and_no_secret() -> None:
-    refused = httpx.Response(401, json={"type": "x", "title": "API Key Invalid", "status": 401, "instance": "i",
-                                        "detail": f"Your API key may be invalid ({KEY})."})
+    refused = httpx.Response(
+        401,
+        json={
+            "type": "x",
+            "title": "API Key Invalid",
+            "status": 401,
+            "instance": "i",
+            "detail": f"Your API key may be invalid ({KEY}).",
+        },
+    )
     with respx.mock() as mock:
         mock.post(tags_url()).mock(return_value=refused)
         [outcome] = apply([change()])
@@ -193,24 +238,31 @@ def test_a_refused_key_fails_with_mailchimps_words_and_no_secret() -> None:
 
 def test_a_change_without_email_is_skipped_without_a_call() -> None:
     with respx.mock() as mock:  # any call would fail: nothing is routed
-        assert apply([change(email=None), change(email="  ")]) == [
-            Outcome.skipped("customer has no email")] * 2
+        assert apply([change(email=None), change(email="  ")]) == [Outcome.skipped("customer has no email")] * 2
         assert not mock.calls
 
 
 def test_a_failed_earlier_change_holds_back_a_later_one_for_the_same_tag() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(tags_url()).mock(return_value=httpx.Response(400, json={
-            "title": "Invalid Resource", "status": 400, "detail": "nope"}))
-        outcomes = apply([change(action="add", at="2026-03-01T10:00:01.000Z"),
-                          change(action="remove", at="2026-03-01T10:00:02.000Z")])
+        route = mock.post(tags_url()).mock(
+            return_value=httpx.Response(400, json={"title": "Invalid Resource", "status": 400, "detail": "nope"})
+        )
+        outcomes = apply(
+            [
+                change(action="add", at="2026-03-01T10:00:01.000Z"),
+                change(action="remove", at="2026-03-01T10:00:02.000Z"),
+            ]
+        )
     assert [o.kind for o in outcomes] == ["failed", "retry"] and route.call_count == 1
 
 
-@pytest.mark.parametrize("answers, problem", [
-    ([httpx.Response(401, json={"title": "API Key Invalid", "detail": "bad key"})], "HTTP 401: API Key Invalid"),
-    ([httpx.Response(200, json={}), not_found()], f"audience '{AUD}' does not exist"),
-])
+@pytest.mark.parametrize(
+    "answers, problem",
+    [
+        ([httpx.Response(401, json={"title": "API Key Invalid", "detail": "bad key"})], "HTTP 401: API Key Invalid"),
+        ([httpx.Response(200, json={}), not_found()], f"audience '{AUD}' does not exist"),
+    ],
+)
 def test_check_online_names_the_problem(answers: list[httpx.Response], problem: str) -> None:
     with respx.mock() as mock:
         mock.get(f"{API}/ping").mock(return_value=answers[0])
@@ -229,15 +281,18 @@ def test_the_data_centre_comes_from_the_key() -> None:
     assert adapter.rate_limit.max_concurrency <= 10
 
 
-@pytest.mark.parametrize("extra, words", [
-    ({"create_missing_contacts": True}, "needs status_if_new"),
-    ({"create_missing_contacts": True, "status_if_new": "yes"}, "'transactional'"),
-    ({"api_key": "0123456789abcdef"}, "must end in its data centre"),
-    ({"api_key": ""}, "api_key is empty"),
-    ({"audience_id": "../x"}, "letters and digits"),
-    ({"rate_limit": {"max_concurrency": 11}}, "at most 10"),
-    ({"apikey": KEY}, "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({"create_missing_contacts": True}, "needs status_if_new"),
+        ({"create_missing_contacts": True, "status_if_new": "yes"}, "'transactional'"),
+        ({"api_key": "0123456789abcdef"}, "must end in its data centre"),
+        ({"api_key": ""}, "api_key is empty"),
+        ({"audience_id": "../x"}, "letters and digits"),
+        ({"rate_limit": {"max_concurrency": 11}}, "at most 10"),
+        ({"apikey": KEY}, "Extra inputs"),
+    ],
+)
 def test_config_refuses(extra: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError) as refused:
         config(**extra)
@@ -251,8 +306,10 @@ def test_config_accepts_creation_with_a_status_and_a_keyless_dc_with_base_url() 
 
 
 def test_check_reports_a_missing_status_if_new_with_file_and_line(tmp_path: Path) -> None:
-    path = write_setup(tmp_path, targets={"mc": {"type": "mailchimp", "api_key": KEY, "audience_id": AUD,
-                                                 "create_missing_contacts": True}})
+    path = write_setup(
+        tmp_path,
+        targets={"mc": {"type": "mailchimp", "api_key": KEY, "audience_id": AUD, "create_missing_contacts": True}},
+    )
     with pytest.raises(YamlError) as refused:
         load_config(path)
     message = str(refused.value)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import orjson
-
 from connector.adapters.base import Change, Outcome
 from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig, subscriber_hash
 from connector.config import DeliverySection
@@ -65,13 +64,29 @@ def plan() -> tuple[list[dict], dict[str, set[str]], set[str]]:
     for i in range(CUSTOMERS):
         email = f"burst-{i}@example.com"
         groups = [ENT, BETA] if i % 2 == 0 else [ENT]
-        events.append(membership_event(
-            event_id=f"pEv_join_{i}", customer_id=f"c_{i}", email=email, groups_before=[],
-            groups_after=groups, timestamp="2026-05-01T09:00:00Z", generation="versioned"))
+        events.append(
+            membership_event(
+                event_id=f"pEv_join_{i}",
+                customer_id=f"c_{i}",
+                email=email,
+                groups_before=[],
+                groups_after=groups,
+                timestamp="2026-05-01T09:00:00Z",
+                generation="versioned",
+            )
+        )
         if i % 6 == 0:
-            events.append(membership_event(
-                event_id=f"pEv_leave_{i}", customer_id=f"c_{i}", email=email, groups_before=groups,
-                groups_after=[ENT], timestamp="2026-05-01T09:00:01Z", generation="versioned"))
+            events.append(
+                membership_event(
+                    event_id=f"pEv_leave_{i}",
+                    customer_id=f"c_{i}",
+                    email=email,
+                    groups_before=groups,
+                    groups_after=[ENT],
+                    timestamp="2026-05-01T09:00:01Z",
+                    generation="versioned",
+                )
+            )
             groups = [ENT]
         if i % 20 == 7:
             outsiders.add(email)
@@ -126,9 +141,11 @@ def test_a_burst_stays_under_ten_connections_without_a_429(tmp_path: Path) -> No
     changes = sum(len(b) for b in batches)
     statuses = [r.status for r in fake.requests]
     tag_calls = sum(fake.tag_calls.values())
-    print(f"\nmailchimp burst: {len(events)} events, {changes} changes in {len(batches)} batches, "
-          f"{len(statuses)} requests ({tag_calls} tags calls), peak {fake.peak_connections} "
-          f"connections, {statuses.count(429)} x 429, {elapsed:.1f}s")
+    print(
+        f"\nmailchimp burst: {len(events)} events, {changes} changes in {len(batches)} batches, "
+        f"{len(statuses)} requests ({tag_calls} tags calls), peak {fake.peak_connections} "
+        f"connections, {statuses.count(429)} x 429, {elapsed:.1f}s"
+    )
 
     assert fake.peak_connections <= 10
     assert statuses.count(429) == 0 and fake.log.counters["concurrency"] == 0
@@ -138,7 +155,6 @@ def test_a_burst_stays_under_ten_connections_without_a_429(tmp_path: Path) -> No
     # One tags call per member per batch, however many of its changes the batch held.
     per_batch = [{subscriber_hash(c.email or "") for c in batch} for batch in batches]
     assert tag_calls == sum(len(members) for members in per_batch)
-    shared = [b for b, members in zip(batches, per_batch) if len(members) < len(b)]
+    shared = [b for b, members in zip(batches, per_batch, strict=False) if len(members) < len(b)]
     assert shared, "no batch held two changes of one member: the test proves nothing"
     assert changes > tag_calls
-

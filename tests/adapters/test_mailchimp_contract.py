@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import yaml
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
-
 from connector.adapters.base import Change
 from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig
 from connector.testing.fakes.log import RecordedRequest
 from connector.testing.fakes.mailchimp import FakeMailchimp
+from jsonschema import Draft4Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "mailchimp"
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0-us21"
@@ -41,7 +41,7 @@ def spec() -> dict[str, Any]:
         pytest.skip(f"../shared/specs not present: no Mailchimp spec in {SPECS}")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the file is 1.6 MB
     with files[0].open("rb") as stream:
-        return yaml.load(stream, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(stream, Loader=loader)
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +51,32 @@ def recorded() -> list[RecordedRequest]:
     fake.seed_member(AUD, "ann@example.com", tags={"Beta"})
 
     def change(email: str, tag: str, action: str = "add") -> Change:
-        return Change(key=email + tag, action=action, customer_id="c", email=email,  # type: ignore[arg-type]
-                      group_id="cg", group_key="g", event_id="pEv", options={"tag": tag})
+        return Change(
+            key=email + tag,
+            action=action,
+            customer_id="c",
+            email=email,  # type: ignore[arg-type]
+            group_id="cg",
+            group_key="g",
+            event_id="pEv",
+            options={"tag": tag},
+        )
 
     async def run(base_url: str, **extra: Any) -> None:
         config = MailchimpConfig.model_validate(
-            {"type": "mailchimp", "api_key": KEY, "audience_id": AUD, "base_url": base_url, **extra})
+            {"type": "mailchimp", "api_key": KEY, "audience_id": AUD, "base_url": base_url, **extra}
+        )
         adapter = MailchimpAdapter("mc", config)
         await adapter.start()
         try:
             assert await adapter.check_online([{"tag": "Enterprise"}]) == []
-            outcomes = await adapter.apply([change("Ann@example.com", "Enterprise"),
-                                            change("ann@example.com", "Beta", "remove"),
-                                            change("new@example.com", "Enterprise")])
+            outcomes = await adapter.apply(
+                [
+                    change("Ann@example.com", "Enterprise"),
+                    change("ann@example.com", "Beta", "remove"),
+                    change("new@example.com", "Enterprise"),
+                ]
+            )
             assert [o.kind for o in outcomes] == ["done", "done", "done" if extra else "skipped"]
         finally:
             await adapter.close()
@@ -78,7 +91,7 @@ def _operation(spec: dict[str, Any], method: str, path: str) -> tuple[dict[str, 
     prefix = httpx.URL(spec["servers"][0]["url"]).path.rstrip("/")  # "/3.0"
     if not path.startswith(prefix + "/"):
         return None
-    local = path[len(prefix):]
+    local = path[len(prefix) :]
     for template, operations in spec["paths"].items():
         pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
         found = re.match(pattern, local)
@@ -127,13 +140,15 @@ def _problems(spec: dict[str, Any], request: RecordedRequest) -> list[str]:
         return problems + (["a body was sent to an operation that takes none"] if request.body else [])
     content_type = request.headers.get("content-type", "").split(";")[0]
     if content_type not in body_spec["content"]:
-        return problems + [f"content type {content_type!r} not accepted"]
+        return [*problems, f"content type {content_type!r} not accepted"]
     schema = body_spec["content"][content_type]["schema"]
     registry = Registry().with_resource(BASE, Resource.from_contents(spec, default_specification=DRAFT4))
     validator = Draft4Validator({"$ref": BASE + schema["$ref"]}, registry=registry)
     problems += [f"body: {error.message}" for error in validator.iter_errors(request.json)]
-    problems += [f"body has {name}, which the schema does not name"
-                 for name in _unknown_properties(spec, schema, request.json, "body")]
+    problems += [
+        f"body has {name}, which the schema does not name"
+        for name in _unknown_properties(spec, schema, request.json, "body")
+    ]
     return problems
 
 
@@ -162,10 +177,11 @@ def test_the_fakes_errors_are_problem_detail_documents(spec: dict[str, Any]) -> 
     schema = spec["components"]["schemas"]["Problem_Detail_Document"]
     fake = FakeMailchimp(KEY, audiences={AUD})
     with fake.serve() as base_url:
-        answers = [httpx.get(f"{base_url}/3.0/ping"),
-                   httpx.get(f"{base_url}/3.0/lists/nope", auth=("x", KEY)),
-                   httpx.post(f"{base_url}/3.0/lists/{AUD}/members/{'0' * 32}/tags", auth=("x", KEY),
-                              json={"tags": []})]
+        answers = [
+            httpx.get(f"{base_url}/3.0/ping"),
+            httpx.get(f"{base_url}/3.0/lists/nope", auth=("x", KEY)),
+            httpx.post(f"{base_url}/3.0/lists/{AUD}/members/{'0' * 32}/tags", auth=("x", KEY), json={"tags": []}),
+        ]
     for answer in answers:
         assert answer.status_code in (401, 404)
         Draft4Validator(schema).validate(answer.json())

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from connector.testing.fakes import Faults
 from connector.testing.fakes.mailchimp import FakeMailchimp
 
@@ -61,22 +60,37 @@ def test_audience_read_and_unknowns_are_404_problem_details(api: httpx.Client) -
 
 
 def test_tags_are_204_and_declarative_and_404_for_a_non_member(fake: FakeMailchimp, api: httpx.Client) -> None:
-    assert_problem(api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags",
-                            json={"tags": [{"name": "A", "status": "active"}]}), 404, "Resource Not Found")
+    assert_problem(
+        api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags", json={"tags": [{"name": "A", "status": "active"}]}),
+        404,
+        "Resource Not Found",
+    )
     fake.seed_member(AUD, ANN, tags={"Old"})
-    answer = api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags", json={"tags": [
-        {"name": "A", "status": "active"}, {"name": "Old", "status": "inactive"}, {"name": "B", "status": "inactive"}]})
+    answer = api.post(
+        f"/lists/{AUD}/members/{ANN_HASH}/tags",
+        json={
+            "tags": [
+                {"name": "A", "status": "active"},
+                {"name": "Old", "status": "inactive"},
+                {"name": "B", "status": "inactive"},
+            ]
+        },
+    )
     assert answer.status_code == 204 and answer.content == b""
     assert fake.tags_of(AUD, ANN) == {"A"}
-    assert_problem(api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags",
-                            json={"tags": [{"name": "A", "status": "on"}]}), 400, "Invalid Resource")
+    assert_problem(
+        api.post(f"/lists/{AUD}/members/{ANN_HASH}/tags", json={"tags": [{"name": "A", "status": "on"}]}),
+        400,
+        "Invalid Resource",
+    )
 
 
 def test_put_upserts_and_never_changes_an_existing_members_status(fake: FakeMailchimp, api: httpx.Client) -> None:
     path = f"/lists/{AUD}/members/{ANN_HASH}"
     assert_problem(api.put(path, json={"email_address": ANN}), 400, "Invalid Resource")
-    assert_problem(api.put(path, json={"email_address": "bob@example.com", "status_if_new": "pending"}),
-                   400, "Invalid Resource")  # the hash is Ann's
+    assert_problem(
+        api.put(path, json={"email_address": "bob@example.com", "status_if_new": "pending"}), 400, "Invalid Resource"
+    )  # the hash is Ann's
     created = api.put(path, json={"email_address": ANN, "status_if_new": "transactional"})
     assert created.status_code == 200
     assert created.json()["id"] == ANN_HASH and created.json()["status"] == "transactional"

@@ -6,10 +6,9 @@ import asyncio
 import random
 
 import pytest
-from pydantic import ValidationError
-
 from connector.adapters.ratelimit import RateLimit, RateLimiter, Throttled
 from connector.testing.fakes.clock import run_virtual
+from pydantic import ValidationError
 
 HUBSPOT_LIKE = RateLimit(requests=100, per_seconds=10, max_concurrency=10)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.testing.conformance import AdapterConformance
+
 from tests.adapters.toycrm import ToyCrmAdapter
 from tests.adapters.toycrm_fake import FakeToyCrm
 
@@ -22,8 +23,7 @@ class TestToyCrmConformance(AdapterConformance):
         return FakeToyCrm(TOKEN, lists={LIST})
 
     def target_config(self, base_url: str, *, create_missing: bool = False) -> dict[str, Any]:
-        return {"type": "toycrm", "token": TOKEN, "base_url": base_url,
-                "create_missing_contacts": create_missing}
+        return {"type": "toycrm", "token": TOKEN, "base_url": base_url, "create_missing_contacts": create_missing}
 
     def mapping_options(self) -> dict[str, Any]:
         return {"list": LIST}

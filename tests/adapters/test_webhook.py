@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 import pytest
 import respx
-from pydantic import ValidationError
-
 from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.webhook import SIGNATURE_HEADER, WebhookAdapter, WebhookConfig, sign
 from connector.testing.fakes.clock import run_virtual
+from pydantic import ValidationError
 
 SECRET = "whsec-0123456789"
 URL = "https://hooks.example.com/crm/in?tenant=acme-77"
@@ -22,9 +22,18 @@ URL = "https://hooks.example.com/crm/in?tenant=acme-77"
 
 def change(email: str = "ann@example.com", action: str = "add", **extra: Any) -> Change:
     return Change(
-        key=email, action=action, customer_id="c_01H", email=email, group_id="cg_01H",  # type: ignore[arg-type]
-        group_key="enterprise", event_id="pEv_01H", external_id="ext-9", full_name="Ann Lee",
-        group_name="Enterprise", event_time="2026-03-01T10:00:00.000Z", options={"label": "vip", "tier": 2},
+        key=email,
+        action=action,
+        customer_id="c_01H",
+        email=email,
+        group_id="cg_01H",  # type: ignore[arg-type]
+        group_key="enterprise",
+        event_id="pEv_01H",
+        external_id="ext-9",
+        full_name="Ann Lee",
+        group_name="Enterprise",
+        event_time="2026-03-01T10:00:00.000Z",
+        options={"label": "vip", "tier": 2},
         **extra,
     )
 
@@ -79,11 +88,24 @@ def test_base_url_replaces_scheme_and_host_of_the_url() -> None:
     assert route.call_count == 1
 
 
-@pytest.mark.parametrize("status, kind", [
-    (200, "done"), (201, "done"), (202, "done"), (204, "done"),
-    (400, "failed"), (401, "failed"), (404, "failed"), (410, "failed"), (422, "failed"), (301, "failed"),
-    (429, "retry"), (500, "retry"), (503, "retry"),
-])
+@pytest.mark.parametrize(
+    "status, kind",
+    [
+        (200, "done"),
+        (201, "done"),
+        (202, "done"),
+        (204, "done"),
+        (400, "failed"),
+        (401, "failed"),
+        (404, "failed"),
+        (410, "failed"),
+        (422, "failed"),
+        (301, "failed"),
+        (429, "retry"),
+        (500, "retry"),
+        (503, "retry"),
+    ],
+)
 def test_answers_map_to_outcomes(status: int, kind: str) -> None:
     with respx.mock() as mock:
         route = mock.post(URL).mock(return_value=httpx.Response(status, json={"error": "x"}))
@@ -133,7 +155,10 @@ def test_sign_is_hmac_sha256_hex_of_the_raw_body() -> None:
 
 def test_options_pass_through_when_plain_values() -> None:
     assert WebhookAdapter.validate_options({"label": "vip", "n": 1, "x": 1.5, "on": True}) == {
-        "label": "vip", "n": 1, "x": 1.5, "on": True,
+        "label": "vip",
+        "n": 1,
+        "x": 1.5,
+        "on": True,
     }
     assert WebhookAdapter.validate_options({}) == {}
 
@@ -146,8 +171,15 @@ def test_options_must_be_plain_values(value: Any) -> None:
 
 @pytest.mark.parametrize(
     "override",
-    [{"url": "ftp://x/y"}, {"url": "hooks.example.com"}, {"url": "https://u:p@h/x"},
-     {"secret": ""}, {"secret": "short"}, {"headers": {"X": 1}}, {"nope": 1}],
+    [
+        {"url": "ftp://x/y"},
+        {"url": "hooks.example.com"},
+        {"url": "https://u:p@h/x"},
+        {"secret": ""},
+        {"secret": "short"},
+        {"headers": {"X": 1}},
+        {"nope": 1},
+    ],
 )
 def test_bad_config_is_refused(override: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

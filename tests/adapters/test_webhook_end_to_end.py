@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from connector.testing.fakes.webhook import FakeWebhookReceiver
 from connector.testing.plain import membership_event, signed_request
+
 from tests.conftest import SECRET as PLAIN_SECRET
 from tests.conftest import free_port, wait_for, write_setup
 
@@ -16,9 +16,7 @@ HOOK_SECRET = "end-to-end-hook-secret"
 ENT = ("cg_ent", "enterprise", "Enterprise")
 
 
-def test_serve_delivers_a_membership_change_to_the_webhook_through_trouble(
-    tmp_path: Path, serve_factory: Any
-) -> None:
+def test_serve_delivers_a_membership_change_to_the_webhook_through_trouble(tmp_path: Path, serve_factory: Any) -> None:
     receiver = FakeWebhookReceiver(HOOK_SECRET)
     receiver.fail_next(503)  # retried inside the adapter
     receiver.throttle_next(1.0)  # honoured, then delivered

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from connector.testing.fakes import FakeServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-
-from connector.testing.fakes import FakeServer
 
 
 class FakeToyCrm(FakeServer):

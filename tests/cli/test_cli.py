@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from connector.testing.plain import membership_event, seed_event, signed_request
+
 from tests.conftest import free_port, run_cli, wait_for, write_setup
 
 REPO = Path(__file__).resolve().parents[2]

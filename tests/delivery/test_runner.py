@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
-
 from connector.adapters.base import Adapter, Change, Outcome, TargetConfig
 from connector.config import DeliverySection
 from connector.delivery.backoff import backoff_seconds
@@ -80,7 +80,12 @@ def test_changes_carry_mapping_options_and_batches_respect_max_batch(tmp_path: P
         await store.close()
         assert [len(b) for b in adapter.batches] == [3, 3, 1]
         first = adapter.batches[0][0]
-        assert (first.action, first.options, first.group_key, first.email) == ("add", {"list": "7"}, "enterprise", "u0@example.com")
+        assert (first.action, first.options, first.group_key, first.email) == (
+            "add",
+            {"list": "7"},
+            "enterprise",
+            "u0@example.com",
+        )
         assert report.targets["crm"]["applied"] == 7 and report.targets["crm"]["backlog"] == 0
 
     asyncio.run(scenario())
@@ -145,7 +150,7 @@ def test_permanent_failure_and_exhausted_retries_become_dead_letters(tmp_path: P
 
     letters = asyncio.run(scenario())
     by_customer = {d.customer_id: d.reason for d in letters}
-    prefix = "target 'crm', add enterprise {\"list\":\"7\"}: "
+    prefix = 'target \'crm\', add enterprise {"list":"7"}: '
     assert by_customer == {
         "c_0": prefix + "HTTP 404: list 7 does not exist",
         "c_1": prefix + "gave up after 1 attempts: 503",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
-
 from connector.plain import events as ev
 from connector.plain.changes import (
     CustomerInfo,
@@ -30,7 +29,7 @@ A = (plain_id("cg", "a"), "enterprise", "Enterprise")
 B = (plain_id("cg", "b"), "beta", "Beta testers")
 C = (plain_id("cg", "c"), "vip", "VIP")
 D = (plain_id("cg", "d"), "churned", "Churned")
-T0 = datetime(2025, 3, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
 GENERATIONS = ["versioned", "legacy"]
 
 
@@ -72,7 +71,7 @@ def test_seed_example_is_one_added_membership():
     assert parsed.event_type == "customer.customer_groups_memberships_canged"
     assert parsed.kind == "membership"
     assert parsed.event_time == "2023-02-21T12:58:51.232000Z"
-    assert parsed.attempt_time == datetime(2023, 2, 21, 12, 58, 51, 729000, tzinfo=timezone.utc)
+    assert parsed.attempt_time == datetime(2023, 2, 21, 12, 58, 51, 729000, tzinfo=UTC)
     assert parsed.customer == customer
     assert parsed.changes == (MembershipChange(customer, group, added=True),)
     assert parsed.group is None and parsed.group_deleted is False
@@ -87,7 +86,7 @@ def test_seed_bytes_parse_verbatim_not_just_reencoded():
 
 
 def test_with_fresh_attempt_only_moves_the_attempt_time():
-    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
     original = seed_event()
     fresh = with_fresh_attempt(original, now)
     assert _parse(fresh).attempt_time == now
@@ -203,13 +202,16 @@ def test_customer_without_email_object_is_understood():
 # --- other event kinds ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "event_type", [ev.CUSTOMER_UPDATED, ev.CUSTOMER_CHANGED, ev.CUSTOMER_CREATED]
-)
+@pytest.mark.parametrize("event_type", [ev.CUSTOMER_UPDATED, ev.CUSTOMER_CHANGED, ev.CUSTOMER_CREATED])
 def test_customer_snapshot_events_carry_the_after_snapshot(event_type):
     body = customer_event(
-        event_id=plain_id("pEv", event_type), event_type=event_type, customer_id=CID,
-        email="new@example.com", previous_email="old@example.com", groups=[A], timestamp=T0,
+        event_id=plain_id("pEv", event_type),
+        event_type=event_type,
+        customer_id=CID,
+        email="new@example.com",
+        previous_email="old@example.com",
+        groups=[A],
+        timestamp=T0,
     )
     parsed = _parse(body)
     assert parsed.kind == "customer_updated"
@@ -220,8 +222,11 @@ def test_customer_snapshot_events_carry_the_after_snapshot(event_type):
 
 def test_customer_deleted_carries_the_deleted_customer():
     body = customer_event(
-        event_id=plain_id("pEv", "del"), event_type=ev.CUSTOMER_DELETED, customer_id=CID,
-        email=EMAIL, timestamp=T0,
+        event_id=plain_id("pEv", "del"),
+        event_type=ev.CUSTOMER_DELETED,
+        customer_id=CID,
+        email=EMAIL,
+        timestamp=T0,
     )
     parsed = _parse(body)
     assert parsed.kind == "customer_deleted"
@@ -239,7 +244,10 @@ def test_customer_deleted_carries_the_deleted_customer():
 )
 def test_group_changed(change, previous, expected, deleted):
     body = group_event(
-        event_id=plain_id("pEv", change), change=change, group=A, previous_group=previous,
+        event_id=plain_id("pEv", change),
+        change=change,
+        group=A,
+        previous_group=previous,
         timestamp=T0,
     )
     parsed = _parse(body)
@@ -262,7 +270,8 @@ def test_group_changed_without_change_type_infers_deletion_from_shape():
 )
 def test_other_types_are_ignored_but_identified(event_type):
     body = event(
-        event_id=plain_id("pEv", event_type), event_type=event_type,
+        event_id=plain_id("pEv", event_type),
+        event_type=event_type,
         payload={"thread": {"id": 5, "nested": [[[]]]}},
         timestamp="2025-03-01T14:00:00+02:00",
     )

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
+from connector.plain.changes import UnprocessableEvent, attempt_time_of, parse_event
+from connector.testing.plain import membership_event, plain_id
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.plain.changes import UnprocessableEvent, attempt_time_of, parse_event
-from connector.testing.plain import membership_event, plain_id
-
 EVENT_ID = plain_id("pEv", "malformed")
-ATTEMPT = datetime(2025, 3, 1, 12, 0, 1, 500000, tzinfo=timezone.utc)
+ATTEMPT = datetime(2025, 3, 1, 12, 0, 1, 500000, tzinfo=UTC)
 A = (plain_id("cg", "a"), "enterprise", "Enterprise")
 B = (plain_id("cg", "b"), "beta", "Beta")
 
 
 def _valid(generation: str = "versioned") -> dict[str, Any]:
     return membership_event(
-        event_id=EVENT_ID, customer_id=plain_id("c", "x"), email="x@example.com",
-        groups_before=[A], groups_after=[B], timestamp="2025-03-01T12:00:00Z",
-        generation=generation, attempt_time=ATTEMPT,
+        event_id=EVENT_ID,
+        customer_id=plain_id("c", "x"),
+        email="x@example.com",
+        groups_before=[A],
+        groups_after=[B],
+        timestamp="2025-03-01T12:00:00Z",
+        generation=generation,
+        attempt_time=ATTEMPT,
     )
 
 
@@ -88,50 +93,52 @@ BAD_EVENTS = [
     ("id has NUL", _mutated(_set("id", "pEv_\x001")), None, "id"),
     ("missing timestamp", _mutated(_pop("timestamp")), EVENT_ID, "timestamp"),
     ("timestamp is unix number", _mutated(_set("timestamp", 1740830400)), EVENT_ID, "timestamp"),
-    ("timestamp without offset", _mutated(_set("timestamp", "2025-03-01T12:00:00")), EVENT_ID,
-     "timestamp"),
+    ("timestamp without offset", _mutated(_set("timestamp", "2025-03-01T12:00:00")), EVENT_ID, "timestamp"),
     ("timestamp not a date", _mutated(_set("timestamp", "yesterday")), EVENT_ID, "timestamp"),
-    ("timestamp month 13", _mutated(_set("timestamp", "2025-13-01T00:00:00Z")), EVENT_ID,
-     "timestamp"),
-    ("no type anywhere", _mutated(lambda b: (b.pop("type"), b["payload"].pop("eventType"))),
-     EVENT_ID, "event type"),
+    ("timestamp month 13", _mutated(_set("timestamp", "2025-13-01T00:00:00Z")), EVENT_ID, "timestamp"),
+    ("no type anywhere", _mutated(lambda b: (b.pop("type"), b["payload"].pop("eventType"))), EVENT_ID, "event type"),
     ("type is a number", _mutated(_set("type", 7)), EVENT_ID, "type"),
     ("payload missing", _mutated(_pop("payload")), EVENT_ID, "payload"),
     ("payload is a list", _mutated(_set("payload", [])), EVENT_ID, "payload"),
-    ("previousCustomer missing", _mutated(_pop("payload.previousCustomer")), EVENT_ID,
-     "previousCustomer"),
-    ("after-set missing", _mutated(_pop("payload.customer.customerGroupMemberships")), EVENT_ID,
-     "payload.customer.customerGroupMemberships"),
-    ("before-set is null",
-     _mutated(_set("payload.previousCustomer.customerGroupMemberships", None)), EVENT_ID,
-     "payload.previousCustomer.customerGroupMemberships"),
-    ("customerGroupId missing", _mutated(_pop(f"{_MEMBERSHIP0}.customerGroupId")), EVENT_ID,
-     "customerGroupId"),
-    ("customerGroupId is a number", _mutated(_set(f"{_MEMBERSHIP0}.customerGroupId", 5)),
-     EVENT_ID, "customerGroupId"),
-    ("customerGroupId empty", _mutated(_set(f"{_MEMBERSHIP0}.customerGroupId", "")), EVENT_ID,
-     "customerGroupId"),
-    ("group key is a number", _mutated(_set(f"{_MEMBERSHIP0}.customerGroup.key", 1)), EVENT_ID,
-     "key"),
-    ("customer id missing", _mutated(_pop("payload.customer.id")), EVENT_ID,
-     "payload.customer.id"),
-    ("customer ids differ", _mutated(_set("payload.previousCustomer.id", "c_other")), EVENT_ID,
-     "differ"),
-    ("email is a string, not an object", _mutated(_set("payload.customer.email", "x@e.com")),
-     EVENT_ID, "email"),
-    ("legacy before-set missing",
-     _mutated(_pop("payload.previousCustomerGroupMemberships"), "legacy"), EVENT_ID,
-     "previousCustomerGroupMemberships"),
-    ("legacy after-set not a list",
-     _mutated(_set("payload.customerGroupMemberships", {"a": 1}), "legacy"), EVENT_ID,
-     "customerGroupMemberships"),
-    ("legacy customer missing", _mutated(_pop("payload.customer"), "legacy"), EVENT_ID,
-     "payload.customer"),
+    ("previousCustomer missing", _mutated(_pop("payload.previousCustomer")), EVENT_ID, "previousCustomer"),
+    (
+        "after-set missing",
+        _mutated(_pop("payload.customer.customerGroupMemberships")),
+        EVENT_ID,
+        "payload.customer.customerGroupMemberships",
+    ),
+    (
+        "before-set is null",
+        _mutated(_set("payload.previousCustomer.customerGroupMemberships", None)),
+        EVENT_ID,
+        "payload.previousCustomer.customerGroupMemberships",
+    ),
+    ("customerGroupId missing", _mutated(_pop(f"{_MEMBERSHIP0}.customerGroupId")), EVENT_ID, "customerGroupId"),
+    ("customerGroupId is a number", _mutated(_set(f"{_MEMBERSHIP0}.customerGroupId", 5)), EVENT_ID, "customerGroupId"),
+    ("customerGroupId empty", _mutated(_set(f"{_MEMBERSHIP0}.customerGroupId", "")), EVENT_ID, "customerGroupId"),
+    ("group key is a number", _mutated(_set(f"{_MEMBERSHIP0}.customerGroup.key", 1)), EVENT_ID, "key"),
+    ("customer id missing", _mutated(_pop("payload.customer.id")), EVENT_ID, "payload.customer.id"),
+    ("customer ids differ", _mutated(_set("payload.previousCustomer.id", "c_other")), EVENT_ID, "differ"),
+    ("email is a string, not an object", _mutated(_set("payload.customer.email", "x@e.com")), EVENT_ID, "email"),
+    (
+        "legacy before-set missing",
+        _mutated(_pop("payload.previousCustomerGroupMemberships"), "legacy"),
+        EVENT_ID,
+        "previousCustomerGroupMemberships",
+    ),
+    (
+        "legacy after-set not a list",
+        _mutated(_set("payload.customerGroupMemberships", {"a": 1}), "legacy"),
+        EVENT_ID,
+        "customerGroupMemberships",
+    ),
+    ("legacy customer missing", _mutated(_pop("payload.customer"), "legacy"), EVENT_ID, "payload.customer"),
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "event_id", "mention"), NOT_AN_EVENT + BAD_EVENTS,
-                         ids=[c[0] for c in NOT_AN_EVENT + BAD_EVENTS])
+@pytest.mark.parametrize(
+    ("name", "body", "event_id", "mention"), NOT_AN_EVENT + BAD_EVENTS, ids=[c[0] for c in NOT_AN_EVENT + BAD_EVENTS]
+)
 def test_refused_as_unprocessable(name, body, event_id, mention):
     with pytest.raises(UnprocessableEvent) as info:
         parse_event(body)
@@ -142,8 +149,7 @@ def test_refused_as_unprocessable(name, body, event_id, mention):
     assert exc.event_id == event_id
 
 
-@pytest.mark.parametrize(("name", "body", "event_id", "mention"), BAD_EVENTS,
-                         ids=[c[0] for c in BAD_EVENTS])
+@pytest.mark.parametrize(("name", "body", "event_id", "mention"), BAD_EVENTS, ids=[c[0] for c in BAD_EVENTS])
 def test_best_effort_fields_of_json_objects(name, body, event_id, mention):
     with pytest.raises(UnprocessableEvent) as info:
         parse_event(body)
@@ -234,8 +240,7 @@ def test_fuzz_replace_one_value_in_a_valid_event(generation, data):
 
     def walk(node: Any, path: list[Any]) -> None:
         paths.append(path)
-        items = node.items() if isinstance(node, dict) else enumerate(node) \
-            if isinstance(node, list) else ()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for key, child in items:
             walk(child, [*path, key])
 

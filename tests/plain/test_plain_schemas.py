@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
-from jsonschema import Draft7Validator, FormatChecker
-
 from connector.plain import events as ev
 from connector.plain.changes import parse_event
+from connector.plain.signature import verify
 from connector.testing.plain import (
     customer_event,
     group_event,
@@ -21,7 +20,7 @@ from connector.testing.plain import (
     seed_event,
     signed_request,
 )
-from connector.plain.signature import verify
+from jsonschema import Draft7Validator, FormatChecker
 
 SCHEMAS = Path(__file__).parent / "schemas"
 VERSIONS = {
@@ -33,7 +32,7 @@ VERSIONS = {
 A = (plain_id("cg", "a"), "enterprise", "Enterprise")
 B = (plain_id("cg", "b"), "beta", "Beta testers")
 C = (plain_id("cg", "c"), "vip", "VIP")
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 # jsonschema only checks "date-time" when rfc3339-validator is installed; check it here
 # so a builder emitting a naive or malformed time fails the test everywhere.
@@ -73,9 +72,15 @@ def test_vendored_schemas_are_the_expected_versions():
 @pytest.mark.parametrize(("before", "after"), [([], [A]), ([A, B], [A]), ([A], [B, C]), ([A], [A])])
 def test_versioned_membership_bodies_validate(name, before, after):
     body = membership_event(
-        event_id=plain_id("pEv", name, before, after), customer_id=plain_id("c", "alice"),
-        email="alice@example.com", groups_before=before, groups_after=after, timestamp=T0,
-        generation="versioned", version=VERSIONS[name], attempt=2,
+        event_id=plain_id("pEv", name, before, after),
+        customer_id=plain_id("c", "alice"),
+        email="alice@example.com",
+        groups_before=before,
+        groups_after=after,
+        timestamp=T0,
+        generation="versioned",
+        version=VERSIONS[name],
+        attempt=2,
     )
     assert _errors(_validator(name), body) == []
     assert parse_event(orjson.dumps(body)).kind == "membership"
@@ -87,11 +92,16 @@ def test_other_builder_bodies_validate(name):
     kw = {"timestamp": T0, "version": VERSIONS[name]}
     cid = plain_id("c", "bob")
     bodies = [
-        customer_event(event_id=plain_id("pEv", t), event_type=t, customer_id=cid,
-                       email="bob@example.com", previous_email="robert@example.com",
-                       groups=[A], **kw)
-        for t in (ev.CUSTOMER_CREATED, ev.CUSTOMER_UPDATED, ev.CUSTOMER_CHANGED,
-                  ev.CUSTOMER_DELETED)
+        customer_event(
+            event_id=plain_id("pEv", t),
+            event_type=t,
+            customer_id=cid,
+            email="bob@example.com",
+            previous_email="robert@example.com",
+            groups=[A],
+            **kw,
+        )
+        for t in (ev.CUSTOMER_CREATED, ev.CUSTOMER_UPDATED, ev.CUSTOMER_CHANGED, ev.CUSTOMER_DELETED)
     ]
     bodies += [
         group_event(event_id=plain_id("pEv", c), change=c, group=A, previous_group=B, **kw)
@@ -104,13 +114,23 @@ def test_other_builder_bodies_validate(name):
 def test_schema_check_is_not_vacuous():
     v = _validator("webhook-schema.json")
     good = membership_event(
-        event_id=plain_id("pEv", "x"), customer_id=plain_id("c", "x"), email="x@example.com",
-        groups_before=[], groups_after=[A], timestamp=T0, generation="versioned",
+        event_id=plain_id("pEv", "x"),
+        customer_id=plain_id("c", "x"),
+        email="x@example.com",
+        groups_before=[],
+        groups_after=[A],
+        timestamp=T0,
+        generation="versioned",
     )
     assert _errors(v, good) == []
     wrong_version = membership_event(
-        event_id=plain_id("pEv", "x"), customer_id=plain_id("c", "x"), email="x@example.com",
-        groups_before=[], groups_after=[A], timestamp=T0, generation="versioned",
+        event_id=plain_id("pEv", "x"),
+        customer_id=plain_id("c", "x"),
+        email="x@example.com",
+        groups_before=[],
+        groups_after=[A],
+        timestamp=T0,
+        generation="versioned",
         version="2024-09-18",
     )
     assert _errors(v, wrong_version)
@@ -125,10 +145,13 @@ def test_schema_check_is_not_vacuous():
 def test_legacy_builder_has_the_seed_shape():
     seed = seed_event()
     body = membership_event(
-        event_id="pEv_01GST0WAZ0W31PN3BH76M9E2SP", customer_id="c_01GST0WAGQ7RSMMEXZGA360MFY",
-        email="colby45@example.com", groups_before=[],
+        event_id="pEv_01GST0WAZ0W31PN3BH76M9E2SP",
+        customer_id="c_01GST0WAGQ7RSMMEXZGA360MFY",
+        email="colby45@example.com",
+        groups_before=[],
         groups_after=[("cg_01GST0W9Z0WVHBSAPA9HQR7Q2E", "enterprise", "Enterprise")],
-        timestamp="2023-02-21T12:58:51.232Z", generation="legacy",
+        timestamp="2023-02-21T12:58:51.232Z",
+        generation="legacy",
     )
 
     def shape(node):
@@ -139,9 +162,7 @@ def test_legacy_builder_has_the_seed_shape():
         return type(node).__name__
 
     # Same keys and value types everywhere; only the nulls the seed happens to have differ.
-    assert shape(body["payload"]["customerGroupMemberships"]) == shape(
-        seed["payload"]["customerGroupMemberships"]
-    )
+    assert shape(body["payload"]["customerGroupMemberships"]) == shape(seed["payload"]["customerGroupMemberships"])
     assert set(body) == set(seed)
     assert set(body["payload"]) == set(seed["payload"])
     assert set(body["payload"]["customer"]) == set(seed["payload"]["customer"])
@@ -151,9 +172,15 @@ def test_legacy_builder_has_the_seed_shape():
 
 def test_signed_request_headers():
     body_dict = membership_event(
-        event_id=plain_id("pEv", "h"), customer_id=plain_id("c", "h"), email="h@example.com",
-        groups_before=[], groups_after=[A], timestamp=T0, generation="versioned", attempt=4,
-        attempt_time=datetime(2025, 3, 1, 12, 0, 5, tzinfo=timezone.utc),
+        event_id=plain_id("pEv", "h"),
+        customer_id=plain_id("c", "h"),
+        email="h@example.com",
+        groups_before=[],
+        groups_after=[A],
+        timestamp=T0,
+        generation="versioned",
+        attempt=4,
+        attempt_time=datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC),
     )
     body, headers = signed_request(body_dict, "s3cret")
     assert orjson.loads(body) == body_dict
@@ -181,9 +208,15 @@ def test_signed_request_of_raw_bytes_signs_them_unchanged():
 
 
 def test_attempts_of_one_event_share_id_but_not_attempt_id():
-    kw = dict(event_id=plain_id("pEv", "r"), customer_id=plain_id("c", "r"), email="r@example.com",
-              groups_before=[], groups_after=[A], timestamp=T0, generation="versioned")
+    kw = dict(
+        event_id=plain_id("pEv", "r"),
+        customer_id=plain_id("c", "r"),
+        email="r@example.com",
+        groups_before=[],
+        groups_after=[A],
+        timestamp=T0,
+        generation="versioned",
+    )
     first, second = membership_event(**kw, attempt=1), membership_event(**kw, attempt=2)
     assert first["id"] == second["id"]
-    assert (first["webhookMetadata"]["webhookDeliveryAttemptId"]
-            != second["webhookMetadata"]["webhookDeliveryAttemptId"])
+    assert first["webhookMetadata"]["webhookDeliveryAttemptId"] != second["webhookMetadata"]["webhookDeliveryAttemptId"]

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
 from connector.plain import signature
 from connector.plain.signature import is_fresh, sign, verify
 
 BODY = b'{"id":"pEv_1","type":"customer.customer_group_memberships_changed"}'
 SECRET = "whsec_test"
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_sign_is_lowercase_hex_hmac_sha256_of_raw_bytes():
@@ -34,8 +33,16 @@ def test_verify_accepts_uppercase_and_surrounding_space():
 
 @pytest.mark.parametrize(
     "sig",
-    [None, "", "   ", "zz" * 32, sign(BODY, SECRET)[:-1], sign(BODY, SECRET) + "0",
-     "é" * 64, "sha256=" + sign(BODY, SECRET)],
+    [
+        None,
+        "",
+        "   ",
+        "zz" * 32,
+        sign(BODY, SECRET)[:-1],
+        sign(BODY, SECRET) + "0",
+        "é" * 64,
+        "sha256=" + sign(BODY, SECRET),
+    ],
 )
 def test_verify_refuses_malformed_signatures(sig):
     assert verify(BODY, sig, SECRET) is False
@@ -72,8 +79,7 @@ def test_verify_compares_in_constant_time(monkeypatch):
 
 @pytest.mark.parametrize(
     ("offset", "fresh"),
-    [(0, True), (299.999, True), (300, True), (-300, True), (300.001, False),
-     (-300.001, False), (86400 * 365, False)],
+    [(0, True), (299.999, True), (300, True), (-300, True), (300.001, False), (-300.001, False), (86400 * 365, False)],
 )
 def test_is_fresh_window_is_symmetric(offset, fresh):
     attempt = NOW - timedelta(seconds=offset)

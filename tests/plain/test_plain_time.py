@@ -7,7 +7,6 @@ from datetime import datetime
 
 import orjson
 import pytest
-
 from connector.plain.changes import normalise_time, parse_event
 from connector.testing.plain import event, plain_id
 
@@ -50,7 +49,9 @@ def test_times_without_offset_are_refused(raw):
 
 def test_event_time_comes_from_the_envelope_timestamp():
     body = event(
-        event_id=plain_id("pEv", "t"), event_type="thread.thread_created", payload={},
+        event_id=plain_id("pEv", "t"),
+        event_type="thread.thread_created",
+        payload={},
         timestamp="2024-05-01T12:00:00.124+02:00",
     )
     assert parse_event(orjson.dumps(body)).event_time == "2024-05-01T10:00:00.124000Z"

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 __all__ = ["VirtualTimeLoop", "run_virtual"]
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,7 +35,7 @@ _NOT_FOUND = "Could not get some CONTACT objects, they may be deleted or not exi
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error(status: int, message: str, category: str, **extra: Any) -> JSONResponse:
@@ -184,11 +185,17 @@ class FakeHubSpot(FakeServer):
                 detail = [{"message": "One or more of the following scopes are required.",
                            "context": {"requiredGranularScopes": [scope]}}]  # fmt: skip
                 links = {"scopes": "https://developers.hubspot.com/scopes"}
-                return _error(403, "This app hasn't been granted all required scopes to make this call.",
-                              "MISSING_SCOPES", errors=detail, links=links)
-            if request.method in ("POST", "PUT"):
-                if not request.headers.get("content-type", "").startswith("application/json"):
-                    return _error(415, "Content type not supported; use application/json", "VALIDATION_ERROR")
+                return _error(
+                    403,
+                    "This app hasn't been granted all required scopes to make this call.",
+                    "MISSING_SCOPES",
+                    errors=detail,
+                    links=links,
+                )
+            if request.method in ("POST", "PUT") and not request.headers.get("content-type", "").startswith(
+                "application/json"
+            ):
+                return _error(415, "Content type not supported; use application/json", "VALIDATION_ERROR")
             return await handler(request)
 
         return guarded

@@ -32,11 +32,19 @@ from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.server import FakeServer
 
-__all__ = ["FakeIntercom", "FakeContact"]
+__all__ = ["FakeContact", "FakeIntercom"]
 
-_CODES = {400: "parameter_invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          409: "conflict", 429: "rate_limit_exceeded", 500: "server_error", 502: "server_error",
-          503: "service_unavailable"}
+_CODES = {
+    400: "parameter_invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    502: "server_error",
+    503: "service_unavailable",
+}
 _VERSION = re.compile(r"\d+\.\d+|Unstable|Preview")
 #: Intercom's default per-app limit (10,000 a minute) per 10 s window, for X-RateLimit-Limit
 _DEFAULT_WINDOW_LIMIT = 1666
@@ -56,13 +64,22 @@ class FakeContact:
     def as_json(self, workspace_id: str) -> dict[str, Any]:
         """The fields of Intercom's contact object that the adapter may read, and a few more."""
         return {
-            "type": "contact", "id": self.id, "workspace_id": workspace_id,
-            "external_id": self.external_id, "role": self.role, "email": self.email,
-            "name": self.name, "created_at": self.created_at, "updated_at": self.created_at,
-            "tags": {"type": "list", "data": [{"type": "tag", "id": t, "url": f"/tags/{t}"}
-                                              for t in sorted(self.tag_ids)],
-                     "url": f"/contacts/{self.id}/tags", "total_count": len(self.tag_ids),
-                     "has_more": False},
+            "type": "contact",
+            "id": self.id,
+            "workspace_id": workspace_id,
+            "external_id": self.external_id,
+            "role": self.role,
+            "email": self.email,
+            "name": self.name,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+            "tags": {
+                "type": "list",
+                "data": [{"type": "tag", "id": t, "url": f"/tags/{t}"} for t in sorted(self.tag_ids)],
+                "url": f"/contacts/{self.id}/tags",
+                "total_count": len(self.tag_ids),
+                "has_more": False,
+            },
         }
 
 
@@ -93,8 +110,14 @@ class FakeIntercom(FakeServer):
     # -- arranging state -----------------------------------------------------------------
 
     def seed_contact(
-        self, email: str, *, role: str = "user", external_id: str | None = None,
-        archived: bool = False, search_misses: int = 0, tags: tuple[str, ...] = (),
+        self,
+        email: str,
+        *,
+        role: str = "user",
+        external_id: str | None = None,
+        archived: bool = False,
+        search_misses: int = 0,
+        tags: tuple[str, ...] = (),
     ) -> str:
         """Add a contact (optionally already carrying ``tags`` by name); return its id."""
         contact = FakeContact(self._contact_id(), email, role, external_id, archived=archived)
@@ -139,18 +162,23 @@ class FakeIntercom(FakeServer):
     # -- vendor shapes -------------------------------------------------------------------
 
     def error_response(self, status: int, message: str, code: str | None = None) -> Response:
-        body = {"type": "error.list", "request_id": str(uuid.uuid4()),
-                "errors": [{"code": code or _CODES.get(status, "client_error"), "message": message}]}
+        body = {
+            "type": "error.list",
+            "request_id": str(uuid.uuid4()),
+            "errors": [{"code": code or _CODES.get(status, "client_error"), "message": message}],
+        }
         return JSONResponse(body, status_code=status)
 
     def throttle_response(self, retry_after: float) -> Response:
         limit = self.rate_limit.requests if self.rate_limit else _DEFAULT_WINDOW_LIMIT
         response = self.error_response(429, f"Exceeded rate limit of {limit} in 10_seconds")
-        response.headers.update({
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(math.ceil(time.time() + retry_after)),
-        })
+        response.headers.update(
+            {
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(math.ceil(time.time() + retry_after)),
+            }
+        )
         return response
 
     def routes(self) -> list[BaseRoute]:
@@ -170,20 +198,31 @@ class FakeIntercom(FakeServer):
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 return self.error_response(401, "Access Token Invalid")
             if not _VERSION.fullmatch(request.headers.get("intercom-version", "")):
-                return self.error_response(400, "The requested version could not be found",
-                                           "intercom_version_invalid")
+                return self.error_response(400, "The requested version could not be found", "intercom_version_invalid")
             return await handler(request)
 
         return guarded
 
     async def me(self, request: Request) -> Response:
-        return JSONResponse({
-            "type": "admin", "id": "991267459", "email": "admin@example.com", "name": "Fake Admin",
-            "email_verified": True,
-            "app": {"type": "app", "id_code": self.workspace_id, "name": "Fake Workspace",
-                    "created_at": 1734537243, "secure": False, "identity_verification": False,
-                    "timezone": "Europe/Dublin", "region": self.region},
-        })
+        return JSONResponse(
+            {
+                "type": "admin",
+                "id": "991267459",
+                "email": "admin@example.com",
+                "name": "Fake Admin",
+                "email_verified": True,
+                "app": {
+                    "type": "app",
+                    "id_code": self.workspace_id,
+                    "name": "Fake Workspace",
+                    "created_at": 1734537243,
+                    "secure": False,
+                    "identity_verification": False,
+                    "timezone": "Europe/Dublin",
+                    "region": self.region,
+                },
+            }
+        )
 
     async def create_tag(self, request: Request) -> Response:
         body = await _json(request)
@@ -196,8 +235,12 @@ class FakeIntercom(FakeServer):
     async def search(self, request: Request) -> Response:
         body = await _json(request)
         query = body.get("query") if isinstance(body, dict) else None
-        if not (isinstance(query, dict) and query.get("field") == "email"
-                and query.get("operator") == "=" and isinstance(query.get("value"), str)):
+        if not (
+            isinstance(query, dict)
+            and query.get("field") == "email"
+            and query.get("operator") == "="
+            and isinstance(query.get("value"), str)
+        ):
             return self.error_response(400, "this fake only searches email = <value>")
         email = query["value"].lower()
         found = [] if self._miss(email) else [c for c in self.with_email(email) if not c.archived]
@@ -211,13 +254,21 @@ class FakeIntercom(FakeServer):
             return self.error_response(400, "email or external_id is required")
         if body.get("role", "user") not in ("user", "lead"):
             return self.error_response(400, "role must be user or lead")
-        clash = next((c for c in self.contacts.values() if c.email.lower() == body["email"].lower()
-                      or (body.get("external_id") and c.external_id == body["external_id"])), None)
+        clash = next(
+            (
+                c
+                for c in self.contacts.values()
+                if c.email.lower() == body["email"].lower()
+                or (body.get("external_id") and c.external_id == body["external_id"])
+            ),
+            None,
+        )
         if clash is not None:
             who = "An archived contact" if clash.archived else "A contact"
             return self.error_response(409, f"{who} matching those details already exists with id={clash.id}")
-        contact = FakeContact(self._contact_id(), body["email"], body.get("role", "user"),
-                              body.get("external_id"), body.get("name"))
+        contact = FakeContact(
+            self._contact_id(), body["email"], body.get("role", "user"), body.get("external_id"), body.get("name")
+        )
         self.contacts[contact.id] = contact
         return JSONResponse(contact.as_json(self.workspace_id))
 
@@ -259,8 +310,13 @@ class FakeIntercom(FakeServer):
         return left > 0
 
     def _applied(self, tag_id: str) -> dict[str, Any]:
-        return {"type": "tag", "id": tag_id, "name": self.tags[tag_id], "applied_at": int(time.time()),
-                "applied_by": {"type": "admin", "id": "991267459"}}
+        return {
+            "type": "tag",
+            "id": tag_id,
+            "name": self.tags[tag_id],
+            "applied_at": int(time.time()),
+            "applied_by": {"type": "admin", "id": "991267459"},
+        }
 
 
 async def _json(request: Request) -> Any:

@@ -24,8 +24,9 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,9 +37,17 @@ from connector.testing.fakes.server import FakeServer
 __all__ = ["FakeMailchimp", "FakeMember"]
 
 ERROR_DOCS = "https://mailchimp.com/developer/marketing/docs/errors/"
-_TITLES = {400: "Invalid Resource", 401: "API Key Invalid", 403: "Forbidden",
-           404: "Resource Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
-           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_TITLES = {
+    400: "Invalid Resource",
+    401: "API Key Invalid",
+    403: "Forbidden",
+    404: "Resource Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 _STATUSES = {"subscribed", "unsubscribed", "cleaned", "pending", "transactional"}
 
 
@@ -54,9 +63,13 @@ class FakeMember:
 
     def as_json(self, list_id: str) -> dict[str, Any]:
         return {
-            "id": _hash(self.email), "email_address": self.email,
-            "unique_email_id": _hash(self.email)[:10], "status": self.status, "list_id": list_id,
-            "merge_fields": {}, "tags_count": len(self.tags),
+            "id": _hash(self.email),
+            "email_address": self.email,
+            "unique_email_id": _hash(self.email)[:10],
+            "status": self.status,
+            "list_id": list_id,
+            "merge_fields": {},
+            "tags_count": len(self.tags),
             "tags": [{"id": abs(hash(t)) % 10**6, "name": t} for t in sorted(self.tags)],
         }
 
@@ -70,7 +83,11 @@ class FakeMailchimp(FakeServer):
     """
 
     def __init__(
-        self, api_key: str, audiences: Iterable[str] = (), *, max_connections: int | None = 10,
+        self,
+        api_key: str,
+        audiences: Iterable[str] = (),
+        *,
+        max_connections: int | None = 10,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_concurrency=max_connections, **kwargs)
@@ -86,8 +103,7 @@ class FakeMailchimp(FakeServer):
 
     # -- helpers for tests -------------------------------------------------------------------
 
-    def seed_member(self, audience: str, email: str, status: str = "subscribed",
-                    tags: Iterable[str] = ()) -> None:
+    def seed_member(self, audience: str, email: str, status: str = "subscribed", tags: Iterable[str] = ()) -> None:
         with self._state:
             self.audiences[audience][_hash(email)] = FakeMember(email, status, set(tags))
 
@@ -99,7 +115,6 @@ class FakeMailchimp(FakeServer):
         """The member's active tags; empty for a non-member."""
         found = self.member(audience, email)
         return set(found.tags) if found else set()
-
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -120,9 +135,9 @@ class FakeMailchimp(FakeServer):
     def problem(self, status: int, title: str, detail: str) -> Response:
         """A Problem Detail document, Mailchimp's shape for every error."""
         return JSONResponse(
-            {"type": ERROR_DOCS, "title": title, "status": status, "detail": detail,
-             "instance": str(uuid.uuid4())},
-            status_code=status, media_type="application/problem+json",
+            {"type": ERROR_DOCS, "title": title, "status": status, "detail": detail, "instance": str(uuid.uuid4())},
+            status_code=status,
+            media_type="application/problem+json",
         )
 
     def throttle_response(self, retry_after: float) -> Response:
@@ -166,7 +181,8 @@ class FakeMailchimp(FakeServer):
             if password == self.api_key:
                 return None
         return self.error_response(
-            401, "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+            401, "Your API key may be invalid, or you've attempted to access the wrong datacenter."
+        )
 
     def _not_found(self) -> Response:
         return self.error_response(404, "The requested resource could not be found.")
@@ -182,8 +198,7 @@ class FakeMailchimp(FakeServer):
             members = self.audiences.get(list_id)
             if members is None:
                 return self._not_found()
-            body = {"id": list_id, "web_id": 1, "name": f"Audience {list_id}",
-                    "stats": {"member_count": len(members)}}
+            body = {"id": list_id, "web_id": 1, "name": f"Audience {list_id}", "stats": {"member_count": len(members)}}
         fields = request.query_params.get("fields")
         if fields:
             body = {k: v for k, v in body.items() if k in fields.split(",")}
@@ -216,8 +231,10 @@ class FakeMailchimp(FakeServer):
         body = await _json_object(request)
         tags = body.get("tags") if body else None
         if not isinstance(tags, list) or not all(_is_tag(t) for t in tags):
-            return self.error_response(400, "The resource submitted could not be validated. "
-                                            "tags: each needs a name and status active|inactive.")
+            return self.error_response(
+                400,
+                "The resource submitted could not be validated. tags: each needs a name and status active|inactive.",
+            )
         with self._state:
             self.tag_calls[member_hash] = self.tag_calls.get(member_hash, 0) + 1
             member = self.audiences.get(list_id, {}).get(member_hash)
@@ -245,8 +262,12 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
 
 
 def _is_tag(tag: Any) -> bool:
-    return (isinstance(tag, dict) and isinstance(tag.get("name"), str) and bool(tag["name"])
-            and tag.get("status") in ("active", "inactive"))
+    return (
+        isinstance(tag, dict)
+        and isinstance(tag.get("name"), str)
+        and bool(tag["name"])
+        and tag.get("status") in ("active", "inactive")
+    )
 
 
 def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[str]) -> str | None:
@@ -256,7 +277,7 @@ def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[s
     if status not in _STATUSES:
         return "The resource submitted could not be validated. status_if_new: required for a new member."
     if _hash(email) != member_hash:
-        return f"The email address \"{email}\" does not match the subscriber hash."
+        return f'The email address "{email}" does not match the subscriber hash.'
     if email in reject:
         return f"{email} looks fake or invalid, please enter a real email address."
     return None

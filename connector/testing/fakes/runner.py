@@ -11,7 +11,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -47,8 +48,14 @@ def serve_app(app: Any, *, start_timeout: float = 10.0, port: int = 0) -> Iterat
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, http="h11", loop="asyncio", lifespan="off", log_config=None,
-        access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=5,
+        app,
+        http="h11",
+        loop="asyncio",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=5,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

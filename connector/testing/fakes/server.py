@@ -32,8 +32,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -157,7 +158,11 @@ class FakeServer:
         self.enqueue(lambda: self._throttle(retry_after), times=times, cause="throttled", **match)
 
     def fail_next(
-        self, status: int = 503, message: str = "temporarily unavailable", *, times: int = 1,
+        self,
+        status: int = 503,
+        message: str = "temporarily unavailable",
+        *,
+        times: int = 1,
         **match: Any,
     ) -> None:
         """The next request(s) get ``error_response(status, message)``."""
@@ -214,8 +219,7 @@ class FakeServer:
             if cause != "route":
                 self.log.count(cause)
             if isinstance(answer, _Drop):
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", b"64")]})
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
                 raise _DroppedConnection()
             await (answer or self._app)(scope, _replay(body, receive), _capture_status(send, record))
         finally:

@@ -188,7 +188,7 @@ class FakeBrevo(FakeServer):
     async def membership(self, request: Request) -> Response:
         list_id, verb = request.path_params["listId"], request.path_params["verb"]
         if verb not in ("add", "remove"):
-            return _error(405, "method_not_allowed", f"POST Method is not allowed on this path")
+            return _error(405, "method_not_allowed", "POST Method is not allowed on this path")
         if list_id not in self.lists:
             return _error(404, "document_not_found", "List ID does not exist")
         body = await self._body(request)

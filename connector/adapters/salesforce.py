@@ -1,20 +1,13 @@
 """``type: salesforce``: a Plain customer group as membership of one Salesforce Campaign.
 
-A mapping names a Campaign by Id (``campaign: 701…``) and optionally the member ``status``.
-Per batch: removes first (so that when two groups share a campaign the add wins), one SOQL
-query on ``CampaignMember`` per campaign and ~150 emails, then ``DELETE
-/composite/sobjects?ids=`` per 200 members; adds look people up by email with SOQL on
-Contact, then Lead (``match``), and insert ``CampaignMember`` records with ``POST
-/composite/sobjects`` per 200 (``allOrNone: false``, so each record succeeds or fails alone;
-``DUPLICATE_VALUE``, already a member, is done). Nobody is ever created in Salesforce.
-
-Access is OAuth 2.0: the client-credentials flow, or the refresh-token flow when
-``refresh_token`` is set. The token answer's ``instance_url`` is the API host; a 401 gets one
-fresh token. Salesforce's limit is a rolling 24-hour count of API requests per org, reported
-on every answer (``Sforce-Limit-Info: api-usage=used/limit``) and enforced with 403
-``REQUEST_LIMIT_EXCEEDED``: the adapter slows to the pace the window frees calls at once
-less than twice ``api_reserve_percent`` is left, stops at the reserve, and after a 403 checks
-back hourly. See docs/targets/salesforce.md.
+A mapping names a Campaign (``campaign: 701…``, optional member ``status``). Per batch, removes
+first (when two groups share a campaign the add wins): SOQL on ``CampaignMember`` by email,
+then ``DELETE /composite/sobjects?ids=`` per 200; adds: people by email with SOQL on Contact,
+then Lead (``match``), then ``POST /composite/sobjects`` per 200 (``allOrNone: false``;
+``DUPLICATE_VALUE`` is done). Nobody is created. OAuth client credentials or refresh token;
+the token's ``instance_url`` is the API host; a 401 gets one fresh token. The org's rolling
+24-hour API count (``Sforce-Limit-Info``, 403 ``REQUEST_LIMIT_EXCEEDED``) is read on every
+answer: see docs/targets/salesforce.md.
 """
 
 from __future__ import annotations
@@ -22,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
 
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -33,16 +25,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
 from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message, join_url
 from connector.adapters.ratelimit import RateLimit
+from connector.adapters.salesforce_soql import QUERY_CHARS, soql_in, soql_list, soql_literal
 from connector.redact import mask_email
 
-__all__ = ["RECORDS_PER_CALL", "SalesforceAdapter", "SalesforceConfig", "soql_in"]
+__all__ = ["RECORDS_PER_CALL", "SalesforceAdapter", "SalesforceConfig"]
 
 logger = logging.getLogger(__name__)
 
 #: composite sObject collections take at most 200 records (POST) or ids (DELETE) a call
 RECORDS_PER_CALL = 200
-#: the encoded ``q=`` of one query stays well under Salesforce's 16,384-byte URI limit
-QUERY_CHARS = 8000
 #: the org's API request count is a rolling 24 hours
 USAGE_WINDOW_SECONDS = 86_400.0
 #: how often to look again once the reserve is reached or the org's limit was hit
@@ -73,9 +64,7 @@ class SalesforceConfig(HttpTargetConfig):
     def _check_login_url(cls, value: str) -> str:
         url = httpx.URL(value)
         if url.scheme not in ("http", "https") or not url.host or url.query or url.userinfo:
-            raise ValueError(
-                "login_url must be an http(s) URL such as https://login.salesforce.com or https://MyDomain.my.salesforce.com"
-            )
+            raise ValueError("login_url must be an http(s) URL such as https://MyDomain.my.salesforce.com")
         return value.rstrip("/")
 
     @field_validator("api_version")
@@ -405,30 +394,6 @@ class SalesforceAdapter(HttpAdapter):
 
 
 # -- small pure helpers ------------------------------------------------------------
-
-
-def soql_literal(value: str) -> str:
-    """A SOQL string literal: quotes and backslashes escaped (emails may hold ``'``)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def soql_list(values: Sequence[str]) -> str:
-    return ", ".join(soql_literal(v) for v in values)
-
-
-def soql_in(values: Sequence[str], limit: int = QUERY_CHARS) -> Iterator[str]:
-    """``IN (...)`` lists of ``values`` whose URL-encoded form stays within ``limit`` characters."""
-    chunk: list[str] = []
-    size = 0
-    for value in values:
-        cost = len(quote(soql_literal(value) + ", ", safe=""))
-        if chunk and size + cost > limit:
-            yield soql_list(chunk)
-            chunk, size = [], 0
-        chunk.append(value)
-        size += cost
-    if chunk:
-        yield soql_list(chunk)
 
 
 def _norm(email: str | None) -> str:

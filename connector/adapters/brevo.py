@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -160,8 +160,8 @@ class BrevoAdapter(HttpAdapter):
             message = f"Brevo has no list {list_id} (check the mapping): {self.error_message(response)}"
             return dict.fromkeys(emails, self.crm_error("POST", path, 404, message, transient=False).outcome)
         if response.status_code == 400 and not _nothing_changed(response):
-            error = self.crm_error("POST", path, 400, self.error_message(response), transient=False)
-            return dict.fromkeys(emails, error.outcome)
+            refused = self.crm_error("POST", path, 400, self.error_message(response), transient=False)
+            return dict.fromkeys(emails, refused.outcome)
         succeeded = _succeeded(response)
         if verb == "remove":
             return dict.fromkeys(emails, Outcome.done())  # not in the list or not in Brevo: already so
@@ -197,7 +197,7 @@ class BrevoAdapter(HttpAdapter):
 
     # -- Brevo calls ----------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, *, accept: Sequence[int] = (), **kwargs: Any) -> httpx.Response:
+    async def _call(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """``request`` that words a refused key, and slows down when Brevo's window is spent."""
         response = await self.request(method, path, accept={401, 403, *accept}, **kwargs)
         if response.status_code in (401, 403):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -328,7 +328,7 @@ class SalesforceAdapter(HttpAdapter):
         )
         return self.crm_error(method, path, 200, text, transient=False).outcome
 
-    async def _call(self, method: str, path: str, *, accept: Sequence[int] = (), **kwargs: Any) -> httpx.Response:
+    async def _call(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """An API call with the current token: one fresh token on a 401; usage noted."""
         for attempt in (1, 2):
             session = await self._current_session()
@@ -413,7 +413,7 @@ def _codes(response: httpx.Response) -> set[str]:
     return {str(e.get("errorCode")) for e in body if isinstance(e, dict)} if isinstance(body, list) else set()
 
 
-def _aligned(results: Any, count: int) -> list[Mapping[str, Any]]:
+def _aligned(results: Any, count: int) -> list[dict[str, Any]]:
     """Composite answers list one result per record, in order; pad a short answer."""
     items = [r if isinstance(r, dict) else {} for r in results] if isinstance(results, list) else []
     return (items + [{}] * count)[:count]

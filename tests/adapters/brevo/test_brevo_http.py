@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -14,20 +13,15 @@ from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.brevo import BrevoAdapter, BrevoConfig
 from pydantic import ValidationError
 
+from tests.adapters.started import apply_batches
+
 KEY = "xkeysib-respx-0123456789abcdef-AbCdEf"
 BASE = "https://api.brevo.com/v3"
 
 
 def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
-    async def main() -> list[Outcome]:
-        adapter = BrevoAdapter("brevo", BrevoConfig.model_validate({"type": "brevo", "api_key": KEY, **config}))
-        await adapter.start()
-        try:
-            return await adapter.apply(changes)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(main())
+    adapter = BrevoAdapter("brevo", BrevoConfig.model_validate({"type": "brevo", "api_key": KEY, **config}))
+    return apply_batches(adapter, changes)[0]
 
 
 def change(email: str, action: str = "add", list_id: int = 12) -> Change:

@@ -11,6 +11,8 @@ from connector.adapters.base import Change, Outcome
 from connector.adapters.salesforce import SalesforceAdapter, SalesforceConfig
 from connector.testing.fakes.salesforce import FakeSalesforce
 
+from tests.adapters.started import apply_batches, check_online
+
 CLIENT_ID = "3MVG9fake.client.id"
 SECRET = "fake-client-secret-0123456789"
 REFRESH = "5Aep861fake.refresh.token.0123456789"
@@ -28,15 +30,7 @@ def adapter_for(fake: FakeSalesforce, **config: Any) -> SalesforceAdapter:
 
 
 def run(fake: FakeSalesforce, *batches: Sequence[Change], **config: Any) -> list[list[Outcome]]:
-    async def main() -> list[list[Outcome]]:
-        adapter = adapter_for(fake, **config)
-        await adapter.start()
-        try:
-            return [await adapter.apply(batch) for batch in batches]
-        finally:
-            await adapter.close()
-
-    return asyncio.run(main())
+    return apply_batches(adapter_for(fake, **config), *batches)
 
 
 def kinds(outcomes: list[Outcome]) -> list[str]:
@@ -217,17 +211,9 @@ def test_check_online_names_missing_campaigns_statuses_and_permissions() -> None
     destinations = [{"campaign": campaign, "status": "Sent"}, {"campaign": campaign, "status": "Attended"},
                     {"campaign": missing}]  # fmt: skip
 
-    async def main(**config: Any) -> list[str]:
-        adapter = adapter_for(fake, **config)
-        await adapter.start()
-        try:
-            return await adapter.check_online(destinations)
-        finally:
-            await adapter.close()
-
     with fake.serve():
-        problems = asyncio.run(main())
-        refused = asyncio.run(main(client_secret="wrong-secret-0000"))
+        problems = check_online(adapter_for(fake), destinations)
+        refused = check_online(adapter_for(fake, client_secret="wrong-secret-0000"), destinations)
     assert problems == [
         "sf: the user may not delete CampaignMember records (profile or permission set)",
         f"sf: campaign {campaign} has no member status 'Attended'",

@@ -9,7 +9,6 @@ Shapes from Salesforce's REST API Developer Guide: the OAuth token request (form
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,8 @@ from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.salesforce import SalesforceAdapter, SalesforceConfig
 from connector.adapters.salesforce_soql import soql_in, soql_literal
 from pydantic import ValidationError
+
+from tests.adapters.started import apply_batches
 
 LOGIN = "https://login.salesforce.com"
 INSTANCE = "https://acme.my.salesforce.com"
@@ -39,15 +40,7 @@ def make(**config: Any) -> SalesforceAdapter:
 
 
 def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
-    async def main() -> list[Outcome]:
-        adapter = make(**config)
-        await adapter.start()
-        try:
-            return await adapter.apply(changes)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(main())
+    return apply_batches(make(**config), changes)[0]
 
 
 def change(action: str = "add", email: str = "Ada@Example.com", **options: str) -> Change:

@@ -15,7 +15,6 @@ from connector.testing.plain import membership_event, plain_id
 from connector.text import crm_text, storable
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tests.odd_text import ODD_TEXT, SURROGATE_NUL, json_strings
 
 CUSTOMER = plain_id("c", "odd")

@@ -12,6 +12,7 @@
     │   └── PlainMutationError   a mutation answered with its ``error`` field (MutationError):
     │                            ``code``, ``type`` and the offending ``fields``
     ├── PlainProtocolError       an answer that is not the JSON shape GraphQL promises
+    ├── NoCommonWebhookVersion   Plain offers no webhook version this service can parse
     └── PlainUsageError          a call the client refuses to send (also a ValueError), such as
                                  a customer read with an empty group filter, which Plain would
                                  answer with every customer of the workspace
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "NoCommonWebhookVersion",
     "PlainApiError",
     "PlainAuthError",
     "PlainGraphQLError",
@@ -73,6 +75,10 @@ class PlainMutationError(PlainGraphQLError):
 
 class PlainProtocolError(PlainApiError):
     """The answer was not JSON, or lacked the ``data`` the query asked for."""
+
+
+class NoCommonWebhookVersion(PlainApiError):
+    """None of Plain's current webhook versions is one whose bodies this service parses."""
 
 
 class PlainUsageError(PlainApiError, ValueError):

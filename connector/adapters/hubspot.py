@@ -9,7 +9,7 @@ one ``batch/upsert`` per 100 contacts to create (opt-in), and per list one idemp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -202,7 +202,7 @@ class HubSpotAdapter(HttpAdapter):
 
     # -- HubSpot calls -------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, *, accept: Sequence[int] = (), **kwargs: Any) -> httpx.Response:
+    async def _call(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """``request`` that words 401/403 for an operator (token, missing scopes)."""
         response = await self.request(method, path, accept={401, 403, *accept}, **kwargs)
         if response.status_code in (401, 403):
@@ -303,7 +303,7 @@ class HubSpotAdapter(HttpAdapter):
                 continue
             text = f"{item.get('category', 'ERROR')}: {item.get('message', 'no message')}"
             first = first or text
-            context = item.get("context") if isinstance(item.get("context"), dict) else {}
+            context: dict[str, Any] = item["context"] if isinstance(item.get("context"), dict) else {}
             named = {_norm(str(x)) for key in ("ids", "id", "email") for x in context.get(key) or ()}
             outcome = self.crm_error("POST", path, 207, text, transient=False).outcome
             errors.update(dict.fromkeys(pending & named, outcome))

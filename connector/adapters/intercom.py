@@ -106,7 +106,7 @@ def _contact(item: Any) -> _Contact | None:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
         return None
     external = item.get("external_id")
-    role = item.get("role") if isinstance(item.get("role"), str) else "user"
+    role = item["role"] if isinstance(item.get("role"), str) else "user"
     return _Contact(item["id"], role, external if isinstance(external, str) and external else None)
 
 
@@ -199,7 +199,7 @@ class IntercomAdapter(HttpAdapter):
         except CrmError as error:
             hint = " (check the token, and that region/base_url is the workspace's region)"
             return [error.reason + (hint if error.status == 401 else "")]
-        app = me.get("app") if isinstance(me.get("app"), dict) else {}
+        app: dict[str, Any] = me["app"] if isinstance(me.get("app"), dict) else {}
         logger.info(
             "%s: token works for workspace %r (%s, region %s)",
             self.name,

@@ -221,8 +221,8 @@ class FakeHubSpot(FakeServer):
         return JSONResponse(body)
 
     async def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]] | Response:
-        body = await self.json_object(request)
-        inputs = body.get("inputs") if body is not None else None
+        body = await self.json_object(request) or {}
+        inputs = body.get("inputs")
         if not isinstance(inputs, list) or not all(isinstance(i, dict) and "id" in i for i in inputs):
             return self.error_response(400, "Invalid input JSON: 'inputs' must be a list of objects with an 'id'")
         if len(inputs) > 100:

@@ -21,18 +21,27 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message
-from connector.adapters.ratelimit import RateLimit
+from connector.adapters import (
+    Change,
+    CrmError,
+    HttpAdapter,
+    HttpTargetConfig,
+    Ledger,
+    OptionsError,
+    Outcome,
+    RateLimit,
+    TargetConfig,
+    json_object,
+    secret_check,
+)
 from connector.redact import mask_email
 
 __all__ = ["EMAILS_PER_CALL", "BrevoAdapter", "BrevoConfig"]
 
 #: Brevo's documented maximum of emails per list add/remove call
 EMAILS_PER_CALL = 150
-NO_EMAIL = "customer has no email; Brevo contacts are matched by email"
 
 Verb = Literal["add", "remove"]
 
@@ -43,12 +52,7 @@ class BrevoConfig(HttpTargetConfig):
     api_key: SecretStr
     create_missing_contacts: bool = False
 
-    @field_validator("api_key")
-    @classmethod
-    def _key_not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():  # an unset ${BREVO_API_KEY} expands to ""
-            raise ValueError("api_key is empty (is the environment variable set?)")
-        return value
+    _key_is_set = secret_check("api_key", "api_key is empty (is the environment variable set?)")
 
 
 class BrevoAdapter(HttpAdapter):
@@ -81,15 +85,19 @@ class BrevoAdapter(HttpAdapter):
 
     def retry_delay(self, response: httpx.Response) -> float | None:
         """Brevo's 429 says when its window resets in ``x-sib-ratelimit-reset`` (seconds)."""
-        return _seconds(response.headers.get("x-sib-ratelimit-reset")) if response.status_code == 429 else None
+        if response.status_code == 429:
+            reset = _seconds(response.headers.get("x-sib-ratelimit-reset"))
+            if reset is not None:
+                return reset
+        return super().retry_delay(response)
 
     def error_message(self, response: httpx.Response) -> str:
         """Brevo's errors are ``{"code", "message"}``."""
-        body = _json(response)
+        body = json_object(response) or {}
         code, message = body.get("code"), body.get("message")
         if isinstance(message, str) and message:
             return f"{code}: {message}" if isinstance(code, str) and code else message
-        return crm_message(response)
+        return super().error_message(response)
 
     # -- check --online ---------------------------------------------------------------
 
@@ -114,38 +122,26 @@ class BrevoAdapter(HttpAdapter):
     # -- apply ------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        outcomes: dict[int, Outcome] = {}
+        ledger = Ledger(self.name, changes)
         groups: dict[tuple[int, Verb], list[int]] = {}
-        for i, change in enumerate(changes):
-            if not change.email or not change.email.strip():
-                outcomes[i] = Outcome.skipped(NO_EMAIL)
-            else:
-                groups.setdefault((int(change.options["list"]), change.action), []).append(i)
+        for i in ledger.skip_without_email("Brevo contacts are matched by email"):
+            groups.setdefault((int(changes[i].options["list"]), changes[i].action), []).append(i)
         lists = sorted({list_id for list_id, _ in groups})
-        await asyncio.gather(*(self._apply_list(changes, groups, list_id, outcomes) for list_id in lists))
-        return [
-            outcomes.get(i) or Outcome.retry("brevo: change was not processed (adapter bug)")
-            for i in range(len(changes))
-        ]
+        await asyncio.gather(*(self._apply_list(ledger, groups, list_id) for list_id in lists))
+        return ledger.result()
 
-    async def _apply_list(
-        self,
-        changes: Sequence[Change],
-        groups: Mapping[tuple[int, Verb], list[int]],
-        list_id: int,
-        outcomes: dict[int, Outcome],
-    ) -> None:
+    async def _apply_list(self, ledger: Ledger, groups: Mapping[tuple[int, Verb], list[int]], list_id: int) -> None:
+        changes = ledger.changes
         for verb in ("remove", "add"):  # removes first: an add for the same list wins
-            indices = groups.get((list_id, verb), [])
             by_email: dict[str, list[int]] = {}
-            for i in indices:
+            for i in groups.get((list_id, verb), []):
                 by_email.setdefault(_norm(changes[i].email), []).append(i)
             emails = list(by_email)
             for start in range(0, len(emails), EMAILS_PER_CALL):
                 chunk = emails[start : start + EMAILS_PER_CALL]
                 settled = await self._send(list_id, verb, chunk, changes, by_email)
                 for email, outcome in settled.items():
-                    outcomes.update(dict.fromkeys(by_email[email], outcome))
+                    ledger.settle(by_email[email], outcome)
 
     async def _send(
         self, list_id: int, verb: Verb, emails: list[str], changes: Sequence[Change], by_email: Mapping[str, list[int]]
@@ -177,7 +173,7 @@ class BrevoAdapter(HttpAdapter):
         try:
             response = await self._call("GET", path, accept={404})
             if response.status_code == 200:
-                if list_id in (_json(response).get("listIds") or ()):
+                if list_id in ((json_object(response) or {}).get("listIds") or ()):
                     return Outcome.done()
                 add = f"/v3/contacts/lists/{list_id}/contacts/add"
                 message = (
@@ -219,14 +215,6 @@ def _norm(email: str | None) -> str:
     return (email or "").strip().lower()
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _seconds(value: str | None) -> float | None:
     try:
         seconds = float(value) if value is not None else None
@@ -237,12 +225,12 @@ def _seconds(value: str | None) -> float | None:
 
 def _nothing_changed(response: httpx.Response) -> bool:
     """Brevo's 400 for a call where every email failed: already (not) in the list, or unknown."""
-    body = _json(response)
+    body = json_object(response) or {}
     message = str(body.get("message", "")).lower()
     return body.get("code") == "invalid_parameter" and ("already" in message or "does not exist" in message)
 
 
 def _succeeded(response: httpx.Response) -> set[str]:
-    contacts = _json(response).get("contacts")
+    contacts = (json_object(response) or {}).get("contacts")
     success = contacts.get("success") if isinstance(contacts, dict) else None
     return {_norm(str(e)) for e in success or ()} if response.status_code < 300 else set()

@@ -22,9 +22,18 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message, join_url
-from connector.adapters.ratelimit import RateLimit
+from connector.adapters import (
+    Change,
+    CrmError,
+    HttpAdapter,
+    HttpTargetConfig,
+    Ledger,
+    OptionsError,
+    Outcome,
+    RateLimit,
+    TargetConfig,
+    join_url,
+)
 from connector.adapters.salesforce_soql import QUERY_CHARS, soql_in, soql_list, soql_literal
 from connector.redact import mask_email
 
@@ -38,7 +47,6 @@ RECORDS_PER_CALL = 200
 USAGE_WINDOW_SECONDS = 86_400.0
 #: how often to look again once the reserve is reached or the org's limit was hit
 QUOTA_RECHECK_SECONDS = 3600.0
-NO_EMAIL = "customer has no email; Salesforce people are matched by email"
 
 _CAMPAIGN_ID = re.compile(r"^701[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")
 _USAGE = re.compile(r"(?:^|[\s;,])api-usage=(\d+)/(\d+)")
@@ -132,12 +140,17 @@ class SalesforceAdapter(HttpAdapter):
 
     # -- vendor hooks of the HTTP layer ---------------------------------------------
 
+    def is_transient(self, response: httpx.Response) -> bool:
+        """The org's limits answer 403 ``REQUEST_LIMIT_EXCEEDED``, not 429: worth retrying."""
+        limited = response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in _codes(response)
+        return limited or super().is_transient(response)
+
     def retry_delay(self, response: httpx.Response) -> float | None:
         """The org's daily count (``TotalRequests``): check back in an hour. Other limits
         (``ConcurrentPerOrgLongTxn``) clear in seconds: the layer's own backoff."""
         if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in _codes(response):
             return QUOTA_RECHECK_SECONDS if "TotalRequests" in response.text else None
-        return None
+        return super().retry_delay(response)
 
     def error_message(self, response: httpx.Response) -> str:
         """API errors are ``[{"errorCode", "message"}]``; OAuth errors ``{"error", "error_description"}``."""
@@ -147,7 +160,7 @@ class SalesforceAdapter(HttpAdapter):
             return f"{first.get('errorCode', 'ERROR')}: {first.get('message', '')}".strip()
         if isinstance(body, dict) and "error" in body:
             return f"{body['error']}: {body.get('error_description', '')}".strip()
-        return crm_message(response)
+        return super().error_message(response)
 
     # -- check --online ---------------------------------------------------------------
 
@@ -192,28 +205,22 @@ class SalesforceAdapter(HttpAdapter):
     # -- apply ------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        outcomes: dict[int, Outcome] = {}
+        ledger = Ledger(self.name, changes)
         removes: dict[str, list[int]] = {}
         adds: list[int] = []
-        for i, change in enumerate(changes):
-            if not change.email or not change.email.strip():
-                outcomes[i] = Outcome.skipped(NO_EMAIL)
-            elif change.action == "remove":
-                removes.setdefault(str(change.options["campaign"]), []).append(i)
+        for i in ledger.skip_without_email("Salesforce people are matched by email"):
+            if changes[i].action == "remove":
+                removes.setdefault(str(changes[i].options["campaign"]), []).append(i)
             else:
                 adds.append(i)
         for campaign, indices in removes.items():
-            await self._remove(campaign, indices, changes, outcomes)
+            await self._remove(campaign, indices, ledger)
         if adds:
-            await self._add(adds, changes, outcomes)
-        return [
-            outcomes.get(i) or Outcome.retry("salesforce: change was not processed (adapter bug)")
-            for i in range(len(changes))
-        ]
+            await self._add(adds, ledger)
+        return ledger.result()
 
-    async def _remove(
-        self, campaign: str, indices: list[int], changes: Sequence[Change], outcomes: dict[int, Outcome]
-    ) -> None:
+    async def _remove(self, campaign: str, indices: list[int], ledger: Ledger) -> None:
+        changes = ledger.changes
         by_email: dict[str, list[int]] = {}
         for i in indices:
             by_email.setdefault(_norm(changes[i].email), []).append(i)
@@ -229,18 +236,19 @@ class SalesforceAdapter(HttpAdapter):
                     members[str(row["Id"])] = email
             failed = await self._composite_delete(list(members))
         except CrmError as error:
-            outcomes.update(dict.fromkeys(indices, error.outcome))
+            ledger.settle(indices, error.outcome)
             return
         # Not a member (no row) or deleted meanwhile: already so.
         for email, mine in by_email.items():
             failure = next((o for member, o in failed.items() if members[member] == email), None)
-            outcomes.update(dict.fromkeys(mine, failure or Outcome.done()))
+            ledger.settle(mine, failure or Outcome.done())
 
-    async def _add(self, indices: list[int], changes: Sequence[Change], outcomes: dict[int, Outcome]) -> None:
+    async def _add(self, indices: list[int], ledger: Ledger) -> None:
+        changes = ledger.changes
         try:
             people = await self._people({_norm(changes[i].email) for i in indices})
         except CrmError as error:
-            outcomes.update(dict.fromkeys(indices, error.outcome))
+            ledger.settle(indices, error.outcome)
             return
         records: dict[tuple[str, str], list[int]] = {}  # (campaign, person id) -> changes
         statuses: dict[tuple[str, str], str | None] = {}
@@ -248,7 +256,7 @@ class SalesforceAdapter(HttpAdapter):
             change = changes[i]
             person = people.get(_norm(change.email))
             if person is None:
-                outcomes[i] = Outcome.skipped(f"{mask_email(change.email)} is no {self._wording()} in Salesforce")
+                ledger.settle([i], Outcome.skipped(f"{mask_email(change.email)} is no {self._wording()} in Salesforce"))
                 continue
             key = (str(change.options["campaign"]), person)
             records.setdefault(key, []).append(i)
@@ -258,7 +266,7 @@ class SalesforceAdapter(HttpAdapter):
             part = keys[start : start + RECORDS_PER_CALL]
             results = await self._composite_insert([(c, p, statuses[(c, p)]) for c, p in part])
             for key, outcome in zip(part, results, strict=True):
-                outcomes.update(dict.fromkeys(records[key], outcome))
+                ledger.settle(records[key], outcome)
 
     async def _people(self, emails: set[str]) -> dict[str, str]:
         """Email -> Contact or Lead Id, per ``match``; the oldest record wins a shared email."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,8 +29,6 @@ MAX_EMAILS = 150
 _CODES = {400: "bad_request", 401: "unauthorized", 402: "not_enough_credits", 403: "permission_denied",
           404: "document_not_found", 405: "method_not_allowed", 406: "not_acceptable",
           422: "unprocessable_entity"}  # fmt: skip
-
-Handler = Callable[[Request], Any]
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -81,11 +78,11 @@ class FakeBrevo(FakeServer):
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/v3/account", self._guard(self.account), methods=["GET"]),
-            Route("/v3/contacts", self._guard(self.create_contact), methods=["POST"]),
-            Route("/v3/contacts/lists/{listId:int}", self._guard(self.get_list), methods=["GET"]),
-            Route("/v3/contacts/lists/{listId:int}/contacts/{verb}", self._guard(self.membership), methods=["POST"]),
-            Route("/v3/contacts/{identifier:path}", self._guard(self.get_contact), methods=["GET"]),
+            Route("/v3/account", self.account, methods=["GET"]),
+            Route("/v3/contacts", self.create_contact, methods=["POST"]),
+            Route("/v3/contacts/lists/{listId:int}", self.get_list, methods=["GET"]),
+            Route("/v3/contacts/lists/{listId:int}/contacts/{verb}", self.membership, methods=["POST"]),
+            Route("/v3/contacts/{identifier:path}", self.get_contact, methods=["GET"]),
         ]
 
     def error_response(self, status: int, message: str) -> Response:
@@ -123,25 +120,15 @@ class FakeBrevo(FakeServer):
 
         return wrapped
 
-    def _guard(self, handler: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            key = request.headers.get("api-key")
-            if not key:
-                return _error(401, "unauthorized", "Key not found")
-            if key != self.api_key:
-                return _error(401, "unauthorized", "API Key is not enabled")
-            if request.method == "POST" and not request.headers.get("content-type", "").startswith("application/json"):
-                return _error(415, "not_acceptable", "Content-Type must be application/json")
-            return await handler(request)
-
-        return guarded
-
-    async def _body(self, request: Request) -> dict[str, Any] | None:
-        try:
-            body = await request.json()
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
+    def refuse(self, request: Request) -> Response | None:
+        key = request.headers.get("api-key")
+        if not key:
+            return _error(401, "unauthorized", "Key not found")
+        if key != self.api_key:
+            return _error(401, "unauthorized", "API Key is not enabled")
+        if request.method == "POST" and not request.headers.get("content-type", "").startswith("application/json"):
+            return _error(415, "not_acceptable", "Content-Type must be application/json")
+        return None
 
     # -- routes --------------------------------------------------------------------------
 
@@ -167,7 +154,7 @@ class FakeBrevo(FakeServer):
         return JSONResponse({**contact, "listIds": sorted(contact["listIds"]), "modifiedAt": _now()})
 
     async def create_contact(self, request: Request) -> Response:
-        body = await self._body(request)
+        body = await self.json_object(request)
         email = str((body or {}).get("email") or "").strip().lower()
         if "@" not in email:
             return _error(
@@ -191,7 +178,7 @@ class FakeBrevo(FakeServer):
             return _error(405, "method_not_allowed", "POST Method is not allowed on this path")
         if list_id not in self.lists:
             return _error(404, "document_not_found", "List ID does not exist")
-        body = await self._body(request)
+        body = await self.json_object(request)
         emails = (body or {}).get("emails")
         if not isinstance(emails, list) or not emails or not all(isinstance(e, str) for e in emails):
             return _error(400, "missing_parameter", "emails or ids is required")

@@ -17,7 +17,7 @@ import itertools
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,8 +35,6 @@ _CODES = {400: "INVALID_FIELD", 401: "INVALID_SESSION_ID", 403: "INSUFFICIENT_AC
           500: "UNKNOWN_EXCEPTION", 503: "SERVER_UNAVAILABLE"}  # fmt: skip
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-Handler = Callable[[Request], Any]
 
 
 def salesforce_id(prefix: str, number: int) -> str:
@@ -122,11 +120,11 @@ class FakeSalesforce(FakeServer):
         data = "/services/data/v{version}"
         return [
             Route("/services/oauth2/token", self.token, methods=["POST"]),
-            Route(f"{data}/query", self._guard(self.query), methods=["GET"]),
-            Route(f"{data}/query/{{locator}}", self._guard(self.query_more), methods=["GET"]),
-            Route(f"{data}/sobjects/CampaignMember/describe", self._guard(self.describe), methods=["GET"]),
-            Route(f"{data}/composite/sobjects", self._guard(self.composite_insert), methods=["POST"]),
-            Route(f"{data}/composite/sobjects", self._guard(self.composite_delete), methods=["DELETE"]),
+            Route(f"{data}/query", self.query, methods=["GET"]),
+            Route(f"{data}/query/{{locator}}", self.query_more, methods=["GET"]),
+            Route(f"{data}/sobjects/CampaignMember/describe", self.describe, methods=["GET"]),
+            Route(f"{data}/composite/sobjects", self.composite_insert, methods=["POST"]),
+            Route(f"{data}/composite/sobjects", self.composite_delete, methods=["DELETE"]),
         ]
 
     def error_response(self, status: int, message: str) -> Response:
@@ -152,17 +150,16 @@ class FakeSalesforce(FakeServer):
 
         return wrapped
 
-    def _guard(self, handler: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            auth = request.headers.get("authorization", "")
-            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
-                return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
-            if self.used >= self.daily_limit:
-                return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-            self.used += 1
-            return await handler(request)
-
-        return guarded
+    def refuse(self, request: Request) -> Response | None:
+        if not request.url.path.startswith("/services/data/"):
+            return None  # the token endpoint authenticates by its form
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+            return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        if self.used >= self.daily_limit:
+            return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        self.used += 1
+        return None
 
     # -- OAuth ---------------------------------------------------------------------------
 
@@ -243,11 +240,8 @@ class FakeSalesforce(FakeServer):
                              "queryable": True, "updateable": True, **self.permissions})  # fmt: skip
 
     async def composite_insert(self, request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        records = body.get("records") if isinstance(body, dict) else None
+        body = await self.json_object(request)
+        records = body.get("records") if body else None
         if not isinstance(records, list) or not records:
             return _errors(400, "JSON_PARSER_ERROR", "records: expected a non-empty array")
         if len(records) > MAX_RECORDS:

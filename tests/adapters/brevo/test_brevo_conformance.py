@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import pytest
 from connector.adapters.brevo import BrevoAdapter
-from connector.adapters.http import HttpAdapter
 from connector.testing.conformance import AdapterConformance
 from connector.testing.fakes.brevo import FakeBrevo
 
 KEY = "xkeysib-conformance-0123456789abcdef0123456789abcdef-AbCdEfGh"
 LIST = 7
-
-# Brevo's 429 names its delay only in x-sib-ratelimit-reset, which the adapter reads in its
-# retry_delay hook; the HTTP layer calls that hook once the adapter kit has it (issue 8).
-needs_delay_hook = pytest.mark.skipif(
-    "retry_delay" not in vars(HttpAdapter), reason="the HTTP layer does not call adapters' retry_delay hook yet"
-)
 
 
 class _BrevoConformance(AdapterConformance):
@@ -43,14 +35,6 @@ class _BrevoConformance(AdapterConformance):
     def arrange_rejection(self, fake: FakeBrevo, email: str) -> bool:  # type: ignore[override]
         fake.reject.add(email.lower())
         return True
-
-    @needs_delay_hook
-    def test_short_throttle_is_honoured(self, fake: FakeBrevo) -> None:  # type: ignore[override]
-        super().test_short_throttle_is_honoured(fake)
-
-    @needs_delay_hook
-    def test_long_throttle_becomes_retry_with_vendor_delay(self, fake: FakeBrevo) -> None:  # type: ignore[override]
-        super().test_long_throttle_becomes_retry_with_vendor_delay(fake)
 
 
 class TestBrevoConformance(_BrevoConformance):

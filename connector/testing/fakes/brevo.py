@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.limits import WindowLimit
-from connector.testing.fakes.server import FakeServer, Receive, Scope, Send
+from connector.testing.fakes.server import FakeServer, Message, Receive, Scope, Send
 
 __all__ = ["FakeBrevo"]
 
@@ -101,7 +101,7 @@ class FakeBrevo(FakeServer):
         await super().__call__(scope, receive, send)
 
     def _with_limit_headers(self, send: Send) -> Send:
-        async def wrapped(message: dict[str, Any]) -> None:
+        async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start" and self.rate_limit is not None:
                 names = {name.lower() for name, _ in message.get("headers", [])}
                 if b"x-sib-ratelimit-limit" not in names:

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.salesforce_soql import SoqlError, parse_soql
-from connector.testing.fakes.server import FakeServer, Receive, Scope, Send
+from connector.testing.fakes.server import FakeServer, Message, Receive, Scope, Send
 
 __all__ = ["FakeSalesforce", "salesforce_id"]
 
@@ -142,7 +142,7 @@ class FakeSalesforce(FakeServer):
         await super().__call__(scope, receive, send)
 
     def _with_usage(self, send: Send) -> Send:
-        async def wrapped(message: dict[str, Any]) -> None:
+        async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 usage = f"api-usage={self.used}/{self.daily_limit}".encode()
                 message = {**message, "headers": [*message.get("headers", []), (b"sforce-limit-info", usage)]}

@@ -141,15 +141,18 @@ class FakeKlaviyo(FakeServer):
                 found = [(e.strip().lower(), self.profiles.get(e.strip().lower())) for e in wanted]
         data = [{"type": "profile", "id": pid, "attributes": {"email": email}, "links": {"self": f"/api/profiles/{pid}/"}}
                 for email, pid in found if pid][: int(size)]  # fmt: skip
-        return JSONResponse({"data": data, "links": {"self": str(request.url), "next": None, "prev": None}},
+        return JSONResponse({"data": data, "links": {"self": str(request.url)}},  # no next: one page
                             media_type=_JSON_API)  # fmt: skip
 
     async def get_list(self, request: Request) -> Response:
         list_id = request.path_params["id"]
         if list_id not in self.lists:
             return _errors(404, f"A list with id {list_id} does not exist.", "Not found.")
-        return JSONResponse({"data": {"type": "list", "id": list_id, "attributes": {"name": list_id}}},
-                            media_type=_JSON_API)  # fmt: skip
+        link = {"self": f"https://a.klaviyo.com/api/lists/{list_id}/"}
+        attributes = {"name": f"List {list_id}", "created": "2026-01-01T00:00:00+00:00",
+                      "updated": "2026-01-01T00:00:00+00:00", "opt_in_process": "single_opt_in"}  # fmt: skip
+        data = {"type": "list", "id": list_id, "attributes": attributes, "links": link}
+        return JSONResponse({"data": data, "links": link}, media_type=_JSON_API)
 
     async def members(self, request: Request) -> Response:
         list_id = request.path_params["id"]

@@ -3,9 +3,12 @@ them (real CLI, in-repo fakes on loopback)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+from connector.adapters import adapter_class
 from connector.testing.fakes.customerio import FakeCustomerIo
 from connector.testing.fakes.klaviyo import FakeKlaviyo
 
@@ -60,3 +63,25 @@ def test_customerio_check_online_checks_credentials_and_region(tmp_path: Path) -
     assert "cio-wrong-key-000" not in refused.stderr
     bad = run_cli("check", "--config", str(setup(tmp_path, target, {"segment": "vip"})), env={"CIO_KEY": CIO_KEY})
     assert bad.returncode == 1 and "manual segment" in bad.stderr
+
+
+def test_the_example_mappings_and_config_blocks_are_valid() -> None:
+    """mappings/crm.yaml.example's klaviyo/customerio entries pass each adapter's option check,
+    and the commented blocks in config.example.yaml validate once uncommented."""
+    repo = Path(__file__).resolve().parents[2]
+    mappings = yaml.safe_load((repo / "mappings" / "crm.yaml.example").read_text())["mappings"]
+    seen = set()
+    for entry in mappings:
+        for dest in entry["to"]:
+            if dest["target"] in ("klaviyo", "customerio"):
+                options = {k: v for k, v in dest.items() if k != "target"}
+                adapter_class(dest["target"]).validate_options(options)
+                seen.add(dest["target"])
+    assert seen == {"klaviyo", "customerio"}
+    text = (repo / "config.example.yaml").read_text()
+    for name in ("klaviyo", "customerio"):
+        block = re.search(rf"^  # {name}:.*\n((?:  #   .*\n)+)", text, re.MULTILINE)
+        assert block, name
+        raw = yaml.safe_load("\n".join(line[5:] for line in block.group(1).splitlines()))
+        raw = {k: (f"{name}-example-secret-0123" if "${" in str(v) else v) for k, v in raw.items()}
+        adapter_class(name).config_model.model_validate(raw)

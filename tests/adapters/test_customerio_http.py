@@ -84,7 +84,6 @@ def test_a_thousand_and_one_joiners_in_two_segments_make_three_calls() -> None:
     assert other.call_count == 1
 
 
-@pytest.mark.xfail(strict=True, reason="until the adapter kit calls the error_message hook (issue 8)")
 @respx.mock
 def test_a_refused_call_fails_every_change_it_carried_with_customerios_words() -> None:
     respx.post(f"{US}/api/v1/segments/12/add_customers").respond(

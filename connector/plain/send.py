@@ -7,12 +7,14 @@ test kit (:mod:`connector.testing.plain`) re-exports it, so the CLI needs no tes
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from connector.plain.changes import load_json
 from connector.plain.signature import sign
 
 __all__ = ["plain_time", "post_signed", "signed_request", "with_fresh_attempt"]
@@ -40,15 +42,15 @@ def signed_request(event: dict[str, Any] | bytes, secret: str) -> tuple[bytes, d
     if isinstance(event, bytes):
         body = event
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            parsed = load_json(body)
+        except ValueError:
             parsed = None
     else:
-        body = orjson.dumps(event)
+        body = _dumps(event)
         parsed = event
-    data: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-    found = data.get("webhookMetadata")
-    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    data = parsed if isinstance(parsed, dict) else {}
+    raw_meta = data.get("webhookMetadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     headers = {"Content-Type": "application/json", "Plain-Request-Signature": sign(body, secret)}
     for header, value in (
         ("Plain-Event-Id", data.get("id")),
@@ -63,6 +65,15 @@ def signed_request(event: dict[str, Any] | bytes, secret: str) -> tuple[bytes, d
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             headers[header] = str(value)
     return body, headers
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        # A lone surrogate (a test of odd text): the standard library escapes it as
+        # "\\udXXX", which is still valid JSON and what such a Plain body looks like.
+        return json.dumps(event, separators=(",", ":")).encode()
 
 
 def with_fresh_attempt(event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:

@@ -4,20 +4,18 @@ own OpenAPI description (2.14). The description is reference material outside th
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from connector.adapters.base import Change
-from connector.adapters.intercom import IntercomAdapter, IntercomConfig
+from connector.adapters.intercom import IntercomAdapter
 from connector.testing.fakes.intercom import FakeIntercom
 
+from tests.adapters.conftest import run_started
 from tests.adapters.contract import Contract
-
-TOKEN = "dG9rOmNvbnRyYWN0X2ludGVyY29tX3Rva2VuXzEy"
+from tests.adapters.intercom.conftest import HEADERS, change, intercom_adapter
 
 
 @pytest.fixture(scope="module")
@@ -32,59 +30,29 @@ def check_response(contract: Contract, method: str, path: str, response: httpx.R
     )
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeIntercom]:
-    server = FakeIntercom(TOKEN)
-    with server.serve():
-        yield server
-
-
-def _change(email: str, action: str, tag: str, external_id: str | None = None) -> Change:
-    return Change(
-        key=email,
-        action=action,
-        customer_id="c",
-        email=email,
-        group_id="cg",  # type: ignore[arg-type]
-        group_key="g",
-        event_id="pEv",
-        options={"tag": tag},
-        external_id=external_id,
-        full_name="Grace Hopper",
-    )
-
-
 def _exercise(fake: FakeIntercom, role: str) -> None:
     """Every call the adapter can make: search, tag lookup, attach, detach (attached and
     not), create (and its 409), /me."""
     fake.seed_contact("here@example.com")
     fake.seed_contact("lagging@example.com", search_misses=1)
 
-    async def main() -> None:
-        raw = {
-            "type": "intercom",
-            "token": TOKEN,
-            "base_url": fake.base_url,
-            "create_missing_contacts": True,
-            "contact_role": role,
-        }
-        adapter = IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
-        await adapter.start()
-        try:
-            assert await adapter.check_online([{"tag": "Enterprise"}]) == []
-            batch = [
-                _change("here@example.com", "add", "Enterprise"),
-                _change("new@example.com", "add", "Beta", "u-1"),
-                _change("lagging@example.com", "add", "Beta"),
-                _change("here@example.com", "remove", "Beta"),
-            ]
-            outcomes = await adapter.apply(batch)
-            outcomes += await adapter.apply([_change("here@example.com", "remove", "Enterprise")])
-            assert [o.kind for o in outcomes] == ["done"] * 5, outcomes
-        finally:
-            await adapter.close()
+    async def main(adapter: IntercomAdapter) -> None:
+        assert await adapter.check_online([{"tag": "Enterprise"}]) == []
+        batch = [
+            _change("here@example.com", "add", "Enterprise"),
+            _change("new@example.com", "add", "Beta", "u-1"),
+            _change("lagging@example.com", "add", "Beta"),
+            _change("here@example.com", "remove", "Beta"),
+        ]
+        outcomes = await adapter.apply(batch)
+        outcomes += await adapter.apply([_change("here@example.com", "remove", "Enterprise")])
+        assert [o.kind for o in outcomes] == ["done"] * 5, outcomes
 
-    asyncio.run(main())
+    run_started(intercom_adapter(fake, create_missing_contacts=True, contact_role=role), main)
+
+
+def _change(email: str, action: str, tag: str, external_id: str | None = None) -> Change:
+    return change(email, action, tag, external_id, key=email, full_name="Grace Hopper")
 
 
 @pytest.mark.parametrize("role", ["user", "lead"])
@@ -107,7 +75,6 @@ def test_every_request_fits_the_description(contract: Contract, fake: FakeInterc
 
 def test_every_answer_of_the_fake_fits_the_description(contract: Contract, fake: FakeIntercom) -> None:
     contact = fake.seed_contact("here@example.com", external_id="u-9")
-    headers = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.14", "Accept": "application/json"}
     calls: list[tuple[str, str, Any]] = [
         ("GET", "/me", None),
         ("POST", "/tags", {"name": "Enterprise"}),
@@ -123,7 +90,7 @@ def test_every_answer_of_the_fake_fits_the_description(contract: Contract, fake:
         ("DELETE", f"/contacts/{contact}/tags/{fake.tag_id('Enterprise')}", None),
     ]
     statuses = []
-    with httpx.Client(base_url=str(fake.base_url), headers=headers) as client:
+    with httpx.Client(base_url=str(fake.base_url), headers=HEADERS) as client:
         for method, path, body in calls:
             response = client.request(method, path, json=body)
             statuses.append(response.status_code)

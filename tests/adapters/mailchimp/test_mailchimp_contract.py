@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from connector.adapters.base import Change
-from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig
+from connector.adapters.mailchimp import MailchimpAdapter
 from connector.testing.fakes.log import RecordedRequest
 from connector.testing.fakes.mailchimp import FakeMailchimp
 
 from tests.adapters.contract import Contract
+from tests.adapters.mailchimp.conftest import AUD, KEY, config
+from tests.adapters.mailchimp.conftest import change as mailchimp_change
 
-KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0-us21"
-AUD = "d4e5f6a7b8"
 USED = {"getPing", "getListsId", "putListsIdMembersId", "postListMemberTags"}
 
 
@@ -40,22 +40,10 @@ def recorded() -> list[RecordedRequest]:
     fake.seed_member(AUD, "ann@example.com", tags={"Beta"})
 
     def change(email: str, tag: str, action: str = "add") -> Change:
-        return Change(
-            key=email + tag,
-            action=action,
-            customer_id="c",
-            email=email,  # type: ignore[arg-type]
-            group_id="cg",
-            group_key="g",
-            event_id="pEv",
-            options={"tag": tag},
-        )
+        return mailchimp_change(email, tag, action, at=None, key=email + tag)
 
     async def run(base_url: str, **extra: Any) -> None:
-        config = MailchimpConfig.model_validate(
-            {"type": "mailchimp", "api_key": KEY, "audience_id": AUD, "base_url": base_url, **extra}
-        )
-        adapter = MailchimpAdapter("mc", config)
+        adapter = MailchimpAdapter("mc", config(base_url=base_url, **extra))
         await adapter.start()
         try:
             assert await adapter.check_online([{"tag": "Enterprise"}]) == []

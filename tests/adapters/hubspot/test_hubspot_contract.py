@@ -14,15 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from connector.adapters.base import Change
-from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
 from connector.testing.fakes.hubspot import FakeHubSpot
 from connector.testing.fakes.log import RecordedRequest
 
 from tests.adapters.contract import Contract, Operation
+from tests.adapters.hubspot.conftest import TOKEN, change
+from tests.adapters.hubspot.conftest import adapter as hubspot_adapter
 
 SPEC_FILES = ("contacts-v3.json", "lists-v3.json")
-TOKEN = "pat-na1-contract-0123456789"
 
 
 @dataclass
@@ -46,12 +45,6 @@ def operation_for(contract: Contract, exchange: Exchange) -> Operation:
 # -- one scenario that makes every call the adapter knows ---------------------------------
 
 
-def change(email: str, action: str, key: str, options: dict[str, str]) -> Change:
-    return Change(key=key, action=action, customer_id=f"c_{key}", email=email,  # type: ignore[arg-type]
-                  group_id="cg_1", group_key="ent", event_id=f"pEv_{key}", full_name="Ann Lee",
-                  options=options)  # fmt: skip
-
-
 async def scenario(fake: FakeHubSpot, base_url: str, list_id: str, exchanges: list[Exchange]) -> None:
     async def record(response: httpx.Response) -> None:
         await response.aread()
@@ -63,20 +56,19 @@ async def scenario(fake: FakeHubSpot, base_url: str, list_id: str, exchanges: li
         )  # fmt: skip
         exchanges.append(Exchange(recorded, response.json()))
 
-    raw = {"type": "hubspot", "token": TOKEN, "base_url": base_url, "create_missing_contacts": True}
-    adapter = HubSpotAdapter("hubspot", HubSpotConfig.model_validate(raw))
+    adapter = hubspot_adapter(fake, create_missing_contacts=True)
     await adapter.start()
     adapter.client.event_hooks["response"].append(record)
     try:
         by_id, by_name = {"list": list_id}, {"list_name": "Enterprise EU"}
         assert await adapter.check_online([by_id, by_name, {"list": "999"}])
         await adapter.apply([
-            change("ann@example.com", "add", "1", by_id), change("new@example.com", "add", "2", by_name),
-            change("bob@example.com", "remove", "3", by_id), change("bad@", "add", "4", by_id),
+            change("ann@example.com", "add", "1", **by_id), change("new@example.com", "add", "2", **by_name),
+            change("bob@example.com", "remove", "3", **by_id), change("bad@", "add", "4", **by_id),
         ])  # fmt: skip
         fake.delete_contact("ann@example.com")  # its cached id now answers "missing"
         await adapter.apply([
-            change("ann@example.com", "add", "5", by_id), change("x@example.com", "add", "6", {"list": "999"}),
+            change("ann@example.com", "add", "5", **by_id), change("x@example.com", "add", "6", list="999"),
         ])  # fmt: skip
     finally:
         await adapter.close()

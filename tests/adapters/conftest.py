@@ -1,12 +1,12 @@
-"""What every adapter test needs: run an adapter between its start and its close."""
+"""What every adapter test needs: a change, and an adapter run between its start and its close."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from connector.adapters.base import Adapter
+from connector.adapters.base import Adapter, Change
 from connector.testing.fakes.clock import run_virtual
 
 A = TypeVar("A", bound=Adapter)
@@ -26,3 +26,10 @@ def run_started(adapter: A, body: Callable[[A], Awaitable[T]], *, virtual: bool 
             await adapter.close()
 
     return run_virtual(main()) if virtual else asyncio.run(main())
+
+
+def make_change(**fields: Any) -> Change:
+    """A Change with neutral values for what a test does not look at; ``fields`` override them."""
+    defaults: dict[str, Any] = {"key": "k", "action": "add", "customer_id": "c_1", "email": "ann@example.com",
+                                "group_id": "cg_1", "group_key": "enterprise", "event_id": "pEv_1"}  # fmt: skip
+    return Change(**{**defaults, **fields})

@@ -12,7 +12,7 @@ from connector.adapters.base import Change, Outcome
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
 from connector.testing.fakes.hubspot import FakeHubSpot
 
-from tests.adapters.conftest import run_started
+from tests.adapters.conftest import make_change, run_started
 
 T = TypeVar("T")
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
@@ -22,18 +22,9 @@ UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 
 
 def change(email: str | None = "ann@example.com", action: str = "add", key: str = "k", **options: Any) -> Change:
-    return Change(
-        key=key,
-        action=action,
-        customer_id=f"c_{key}",
-        email=email,
-        group_id="cg_ent",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id=f"pEv_{key}",
-        full_name="Ann Mary Lee",
-        group_name="Enterprise",
-        options=options or {"list": "123"},
-    )
+    return make_change(key=key, action=action, customer_id=f"c_{key}", email=email, group_id="cg_ent",
+                       event_id=f"pEv_{key}", full_name="Ann Mary Lee", group_name="Enterprise",
+                       options=options or {"list": "123"})  # fmt: skip
 
 
 def adapter(fake: FakeHubSpot | None = None, **config: Any) -> HubSpotAdapter:

@@ -10,6 +10,8 @@ from connector.adapters.base import Change
 from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.testing.fakes.intercom import FakeIntercom
 
+from tests.adapters.conftest import make_change
+
 TOKEN = "dG9rOmZha2VfaW50ZXJjb21fdG9rZW4xMjM0NQ=="
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.14", "Accept": "application/json"}
 
@@ -44,15 +46,5 @@ def change(
     key: str = "k",
     full_name: str | None = "Ada Lovelace",
 ) -> Change:
-    return Change(
-        key=key,
-        action=action,  # type: ignore[arg-type]
-        customer_id="c_1",
-        email=email,
-        group_id="cg_1",
-        group_key="ent",
-        event_id="pEv_1",
-        options={"tag": tag},
-        external_id=external_id,
-        full_name=full_name,
-    )
+    return make_change(key=key, action=action, email=email, group_key="ent", options={"tag": tag},
+                       external_id=external_id, full_name=full_name)  # fmt: skip

@@ -15,7 +15,7 @@ from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.testing.fakes import run_virtual
 from pydantic import ValidationError
 
-from tests.adapters.conftest import run_started
+from tests.adapters.conftest import make_change, run_started
 from tests.adapters.intercom.conftest import TOKEN, intercom_adapter
 
 US = "https://api.intercom.io"
@@ -41,18 +41,8 @@ def change(
     external_id: str | None = None,
     name: str | None = "Ada Lovelace",
 ) -> Change:
-    return Change(
-        key="1",
-        action=action,
-        customer_id="c_1",
-        email=email,
-        group_id="cg_1",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id="pEv_1",
-        options={"tag": "Enterprise"},
-        external_id=external_id,
-        full_name=name,
-    )
+    return make_change(key="1", action=action, email=email, options={"tag": "Enterprise"},
+                       external_id=external_id, full_name=name)  # fmt: skip
 
 
 def body(call: Any) -> Any:

@@ -10,6 +10,8 @@ from connector.adapters.base import Change
 from connector.adapters.mailchimp import MailchimpConfig
 from connector.testing.fakes.mailchimp import FakeMailchimp
 
+from tests.adapters.conftest import make_change
+
 KEY = "0123456789abcdef0123456789abcdef-us21"
 AUD = "d4e5f6a7b8"
 
@@ -33,14 +35,4 @@ def change(
     at: str | None = "2026-03-01T10:00:00.000Z",
     key: str = "k",
 ) -> Change:
-    return Change(
-        key=key,
-        action=action,  # type: ignore[arg-type]
-        customer_id="c_1",
-        email=email,
-        group_id="cg_1",
-        group_key="enterprise",
-        event_id="pEv_1",
-        options={"tag": tag},
-        event_time=at,
-    )
+    return make_change(key=key, action=action, email=email, options={"tag": tag}, event_time=at)

@@ -8,28 +8,16 @@ from typing import Any
 from connector.adapters.base import Change, Outcome
 from connector.adapters.webhook import WebhookAdapter, WebhookConfig
 
-from tests.adapters.conftest import run_started
+from tests.adapters.conftest import make_change, run_started
 
 SECRET = "whsec-0123456789"
 URL = "https://hooks.example.com/crm/in?tenant=acme-77"
 
 
 def change(email: str = "ann@example.com", action: str = "add", **extra: Any) -> Change:
-    return Change(
-        key=email,
-        action=action,
-        customer_id="c_01H",
-        email=email,
-        group_id="cg_01H",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id="pEv_01H",
-        external_id="ext-9",
-        full_name="Ann Lee",
-        group_name="Enterprise",
-        event_time="2026-03-01T10:00:00.000Z",
-        options={"label": "vip", "tier": 2},
-        **extra,
-    )
+    return make_change(key=email, action=action, customer_id="c_01H", email=email, group_id="cg_01H",
+                       event_id="pEv_01H", external_id="ext-9", full_name="Ann Lee", group_name="Enterprise",
+                       event_time="2026-03-01T10:00:00.000Z", options={"label": "vip", "tier": 2}, **extra)  # fmt: skip
 
 
 def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:

@@ -22,7 +22,8 @@ bearer / basic), the content type, and the JSON body against the operation's sch
 (``closed=True`` also refuses body properties the schema does not name, which catches
 typos the spec's open objects would let through). For an answer
 (:meth:`Contract.response_problems`): the JSON body against the schema of its status,
-else ``default``, else a schema the test names for undescribed statuses.
+else its range (``4XX``), else ``default``, else a schema the test names for undescribed
+statuses.
 
 OpenAPI 3.0 and Swagger 2.0 schemas are validated as JSON Schema draft 4 (their
 dialect) with ``nullable`` / ``x-nullable`` turned into a null type; OpenAPI 3.1 as
@@ -99,7 +100,7 @@ class Operation:
             body = self.parameters("body")
             return body[0]["schema"] if body else None
         content = resolve(self.document.spec, self.op.get("requestBody", {})).get("content", {})
-        return content.get(content_type, {}).get("schema")
+        return content.get(content_type, {}).get("schema")  # an exact media type: the wire's must be listed
 
     def body_required(self) -> bool:
         if self.document.swagger2:
@@ -111,14 +112,15 @@ class Operation:
 
     def response_schema(self, status: int) -> dict[str, Any] | None:
         responses = self.op.get("responses", {})
-        answer = responses.get(str(status)) or responses.get("default")
+        answer = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
         if answer is None:
             return None
         answer = resolve(self.document.spec, answer)
         if self.document.swagger2:
             return answer.get("schema")
         content = answer.get("content", {})
-        media = content.get("application/json") or next(iter(content.values()), {})
+        json_types = [t for t in content if t == "application/json" or t.endswith("+json")]  # JSON:API too
+        media = content[json_types[0]] if json_types else next(iter(content.values()), {})
         return media.get("schema")
 
 

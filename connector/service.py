@@ -51,6 +51,7 @@ class Service:
             for name, adapter in self.adapters.items()
         }
         self.stopping = asyncio.Event()
+        self.store.on_new_work(self.wake)
 
     def wake(self, targets: Iterable[str]) -> None:
         """New work for these targets: wake their idle runners now rather than at next poll."""

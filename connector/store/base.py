@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -193,4 +193,11 @@ class Store(abc.ABC):
 
         Returns how many became work again; a letter whose change is no longer wanted is
         simply removed.
+        """
+
+    def on_new_work(self, wake: Callable[[Iterable[str]], None]) -> None:
+        """Call ``wake(targets)`` when another process adds work for those targets.
+
+        Optional: a store that only one process serves (SQLite) has nobody to hear from,
+        and runners poll anyway. Register before :meth:`open`.
         """

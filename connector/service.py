@@ -21,7 +21,7 @@ from connector.config import Config
 from connector.delivery.runner import TargetRunner
 from connector.mappings import MappingWatcher, load_mappings
 from connector.metrics import Metrics
-from connector.store import Store, open_store
+from connector.store import Store, TargetStatus, open_store
 
 log = logging.getLogger("connector.service")
 
@@ -72,9 +72,9 @@ class Service:
         except Exception:
             return
         for name in self.adapters:
-            info = report.targets.get(name, {})
-            self.metrics.backlog.labels(name).set(info.get("backlog", 0))
-            self.metrics.dead_letters.labels(name).set(info.get("dead_letters", 0))
+            info = report.targets.get(name) or TargetStatus()
+            self.metrics.backlog.labels(name).set(info.backlog)
+            self.metrics.dead_letters.labels(name).set(info.dead_letters)
 
     async def _watch_mappings(self) -> None:
         while not self.stopping.is_set():

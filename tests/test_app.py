@@ -70,7 +70,7 @@ def test_signed_seed_event_is_stored_and_creates_work(tmp_path: Path) -> None:
         assert response.status_code == 200 and response.json()["status"] == "stored"
         assert again.status_code == 200 and again.json()["status"] == "duplicate"
         assert report.inbox == {"processed": 1}
-        assert report.targets["audit"]["backlog"] == 1
+        assert report.targets["audit"].backlog == 1
 
     run(scenario())
 

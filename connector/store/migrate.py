@@ -34,8 +34,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "id", "target", "dest", "customer_id", "group_id", "desired", "event_id", "attempts", "reason", "failed_at",
     ),
 }  # fmt: skip
-#: booleans in PostgreSQL, 0/1 in SQLite
-_FLAGS = {"deleted", "member", "desired"}
 #: columns cleared on the way: a lease belongs to a process of the source's service
 _CLEARED = {"lease_owner", "lease_until"}
 #: tables whose ids continue after the copied ones
@@ -65,7 +63,7 @@ def migrate_store(source: str, destination: str, force: bool = False, base_dir: 
         with _side(source, base) as src, _side(destination, base) as dst:
             if dst.count_all() and not force:
                 raise DestinationNotEmpty(f"{_redact(destination)} already holds data; pass --force to replace it")
-            copied = dst.replace({t: _convert(src.rows(t, cols), cols, dst.flags) for t, cols in TABLES.items()})
+            copied = dst.replace({t: _unleased(src.rows(t, cols), cols) for t, cols in TABLES.items()})
     except (sqlite3.Error, _pg_error()) as exc:
         raise StoreUnavailable(f"copy failed, the destination is unchanged: {exc}") from exc
     return Copied(copied)
@@ -91,16 +89,10 @@ async def _open_once(url: str, base: Path) -> None:
     await store.close()
 
 
-def _convert(rows: Iterable[tuple[Any, ...]], columns: tuple[str, ...], flags: type) -> Iterator[tuple[Any, ...]]:
-    flag_at = [i for i, c in enumerate(columns) if c in _FLAGS]
-    cleared_at = [i for i, c in enumerate(columns) if c in _CLEARED]
+def _unleased(rows: Iterable[tuple[Any, ...]], columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    cleared = [i for i, c in enumerate(columns) if c in _CLEARED]
     for row in rows:
-        values = list(row)
-        for i in flag_at:
-            values[i] = flags(values[i])
-        for i in cleared_at:
-            values[i] = None
-        yield tuple(values)
+        yield tuple(None if i in cleared else v for i, v in enumerate(row))
 
 
 def _redact(url: str) -> str:
@@ -110,8 +102,6 @@ def _redact(url: str) -> str:
 
 
 class _SQLiteSide:
-    flags = int
-
     def __init__(self, path: Path) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
 
@@ -142,8 +132,6 @@ class _SQLiteSide:
 
 
 class _PostgresSide:
-    flags = bool
-
     def __init__(self, url: str) -> None:
         import psycopg
 

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import pytest
 from connector.cli import main
 from connector.store import Finished, Route, open_store
 from connector.store.base import Store
-from connector.testing.postgres import ENV, scratch_schema, server_url
 
-from tests.store.test_sqlite_store import BETA, ENT, accept, event
+from tests.store.events import BETA, ENT, accept, event
 
-pytestmark = pytest.mark.skipif(server_url() is None, reason=f"{ENV} is not set (no PostgreSQL server to test on)")
 CRM = [Route("crm", '{"list": "1"}')]
 UNREADABLE = b'{"payload": "from a future Plain"}'
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = server_url()
-    assert url is not None
-    with scratch_schema(url) as scoped:
-        yield scoped
 
 
 async def _fill(store: Store) -> None:

@@ -7,26 +7,14 @@ store instances (as several replicas) on one database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from connector.store import Route, StoreUnavailable, open_store
 from connector.store.base import Store
-from connector.testing.postgres import ENV, scratch_schema, server_url
 
-from tests.store.test_sqlite_store import ENT, accept, event
-
-pytestmark = pytest.mark.skipif(server_url() is None, reason=f"{ENV} is not set (no PostgreSQL server to test on)")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = server_url()
-    assert url is not None
-    with scratch_schema(url) as scoped:
-        yield scoped
+from tests.store.events import ENT, accept, event
 
 
 def _store(url: str) -> Store:

@@ -1,8 +1,9 @@
 """PostgreSQL tables, as numbered migrations applied at start under an advisory lock.
 
-The tables mirror the SQLite ones (see :mod:`connector.store.sqlite_schema`); times are
-epoch seconds (``double precision``) taken from the database clock, so replicas whose
-clocks disagree still agree on when a lease ends.
+The tables are the ones :mod:`connector.store.sql` is written against, as in
+:mod:`connector.store.sqlite.schema`: flags are 0/1 integers, times are epoch seconds
+(``double precision``) from the database clock, so replicas whose clocks disagree still
+agree on when a lease ends.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ CREATE TABLE groups (
     group_id    text PRIMARY KEY,
     group_key   text,
     name        text,
-    deleted     boolean NOT NULL DEFAULT false,
+    deleted     smallint NOT NULL DEFAULT 0,
     event_time  text COLLATE "C" NOT NULL,
     event_id    text COLLATE "C" NOT NULL
 );
@@ -52,7 +53,7 @@ CREATE TABLE groups (
 CREATE TABLE memberships (
     customer_id text NOT NULL,
     group_id    text NOT NULL,
-    member      boolean NOT NULL,
+    member      smallint NOT NULL,
     event_time  text COLLATE "C" NOT NULL,
     event_id    text COLLATE "C" NOT NULL,
     first_time  text COLLATE "C" NOT NULL,
@@ -66,7 +67,7 @@ CREATE TABLE applied (
     dest        text NOT NULL,
     customer_id text NOT NULL,
     group_id    text NOT NULL,
-    member      boolean NOT NULL,
+    member      smallint NOT NULL,
     note        text NOT NULL,
     detail      text,
     applied_at  double precision,
@@ -80,7 +81,7 @@ CREATE TABLE outbox (
     dest        text NOT NULL,
     customer_id text NOT NULL,
     group_id    text NOT NULL,
-    desired     boolean NOT NULL,
+    desired     smallint NOT NULL,
     version     integer NOT NULL DEFAULT 1,
     event_id    text NOT NULL,
     due_at      double precision NOT NULL,
@@ -98,7 +99,7 @@ CREATE TABLE dead_letters (
     dest        text NOT NULL,
     customer_id text NOT NULL,
     group_id    text NOT NULL,
-    desired     boolean NOT NULL,
+    desired     smallint NOT NULL,
     event_id    text NOT NULL,
     attempts    integer NOT NULL,
     reason      text NOT NULL,

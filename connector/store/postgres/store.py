@@ -1,23 +1,28 @@
 """The scale-out store: several ``serve`` replicas share one PostgreSQL database.
 
-Work is claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (owner and expiry, on the
-database clock): replicas never wait for each other's claims, a lease whose replica died
-simply expires and the row is claimed again, and an outcome is written back only while
-the writer still owns the lease. Idle runners are woken by ``LISTEN/NOTIFY`` (payload:
-the target's name) when another replica accepts work; polling stays as the fallback.
+The rules are :mod:`connector.store.core`'s, the SQL mostly :mod:`connector.store.sql`'s;
+this module supplies connections, transactions, the database clock and wake-ups. The
+core's rules are plain synchronous functions over one transaction, so each store call
+runs them on a pooled psycopg connection in one of the store's own threads (as many as
+connections): the event loop never waits on the database, and both backends run the one
+implementation of the rules. Idle runners are woken by ``LISTEN/NOTIFY`` (payload: the
+target's name) when another replica adds work; polling stays as the fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connector.plain.changes import ParsedEvent
+from connector.store import core
 from connector.store.base import (
     AcceptResult,
     DeadLetter,
@@ -28,19 +33,17 @@ from connector.store.base import (
     StoreUnavailable,
     WorkItem,
 )
-from connector.store.postgres import accept as pg_accept
-from connector.store.postgres import status as pg_status
-from connector.store.postgres.accept import NOW, Cursor
 from connector.store.postgres.listen import Listener, channel_name, redact_url
 from connector.store.postgres.migrate import migrate
-from connector.store.postgres.outbox import claim_sql, finish_one
+from connector.store.postgres.tx import PgTx, event_keys, pair_key
 
 log = logging.getLogger("connector.store")
 
 T = TypeVar("T")
-#: a deadlock or serialization failure rolled the transaction back whole: safe to run again
+#: the transaction was rolled back whole, so running it again is safe
 _RETRIABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 3
+Job = Callable[[PgTx, float], T]
 
 
 class PostgresStore(Store):
@@ -48,7 +51,8 @@ class PostgresStore(Store):
         self.url = url
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
-        self._pool: AsyncConnectionPool[Any] | None = None
+        self._pool: ConnectionPool[Any] | None = None
+        self._threads: ThreadPoolExecutor | None = None
         self._channel = ""
         self._listener: Listener | None = None
         self._subscribers: list[Callable[[Iterable[str]], None]] = []
@@ -58,16 +62,17 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=int(self.connect_timeout))
-            async with conn:
+            async with await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=int(self.connect_timeout)
+            ) as conn:
                 await migrate(conn)
-                cur = await conn.execute("SELECT current_schema()")
-                row = await cur.fetchone()
+                row = await (await conn.execute("SELECT current_schema()")).fetchone()
             self._channel = channel_name(str(row[0]) if row else "public")
-            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self._threads = ThreadPoolExecutor(self.pool_size, thread_name_prefix="pg-store")
+            pool: ConnectionPool[Any] = ConnectionPool(
                 self.url, min_size=1, max_size=self.pool_size, open=False, timeout=self.connect_timeout
             )
-            await pool.open(wait=True, timeout=self.connect_timeout)
+            await self._in_thread(lambda: pool.open(wait=True, timeout=self.connect_timeout))
         except StoreUnavailable:
             raise
         except (psycopg.Error, PoolTimeout) as exc:
@@ -81,9 +86,12 @@ class PostgresStore(Store):
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await self._in_thread(pool.close)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+            self._threads = None
 
     def on_new_work(self, wake: Callable[[Iterable[str]], None]) -> None:
         self._subscribers.append(wake)
@@ -93,14 +101,25 @@ class PostgresStore(Store):
         for wake in self._subscribers:
             wake(names)
 
-    async def _tx(self, job: Callable[[Cursor], Awaitable[T]]) -> T:
-        """Run ``job`` in one transaction, committed before returning."""
-        if self._pool is None:
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
+
+    async def _tx(self, job: Job[T], locks: Callable[[], Iterable[int]] = tuple) -> T:
+        """Run ``job(tx, now)`` in one transaction, committed before returning."""
+        pool = self._pool
+        if pool is None:
             raise StoreUnavailable("the store is closed")
+        return await self._in_thread(lambda: self._transaction(pool, job, locks))
+
+    def _transaction(self, pool: ConnectionPool[Any], job: Job[T], locks: Callable[[], Iterable[int]]) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._pool.connection() as conn, conn.cursor() as cur:
-                    return await job(cur)
+                with pool.connection() as conn:  # commits on leaving, rolls back on an exception
+                    tx = PgTx(conn)
+                    tx.lock(locks())
+                    result = job(tx, tx.now())
+                    tx.notify(self._channel)
+                    return result
             except _RETRIABLE as exc:
                 if attempt == _ATTEMPTS:
                     raise StoreUnavailable(f"postgresql: {exc}") from exc
@@ -110,12 +129,8 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
-        async def job(cur: Cursor) -> bool:
-            await cur.execute("SELECT 1")
-            return (await cur.fetchone()) == (1,)
-
         try:
-            return await self._tx(job)
+            return await self._tx(lambda tx, now: now > 0)
         except StoreUnavailable:
             return False
 
@@ -124,85 +139,40 @@ class PostgresStore(Store):
         return 0
 
     async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda cur: pg_accept.accept_event(cur, event, routes, self._channel))
+        return await self._tx(lambda tx, now: core.accept_event(tx, event, routes, now), lambda: event_keys(event))
 
     async def accept_unprocessable(
         self, body: bytes, reason: str, event_id: str | None, event_type: str | None
     ) -> AcceptResult:
-        return await self._tx(lambda cur: pg_accept.accept_unprocessable(cur, body, reason, event_id, event_type))
+        return await self._tx(lambda tx, now: core.accept_unprocessable(tx, body, reason, event_id, event_type, now))
 
     async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
-        async def job(cur: Cursor) -> list[tuple[str, bytes]]:
-            await cur.execute(
-                "SELECT event_id, body FROM inbox WHERE status = 'unprocessable' ORDER BY received_at LIMIT %s",
-                (limit,),
-            )
-            return [(str(k), bytes(b)) for k, b in await cur.fetchall()]
-
-        return await self._tx(job)
+        return await self._tx(lambda tx, now: tx.unprocessable_bodies(limit))
 
     async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        async def job(cur: Cursor) -> AcceptResult:
-            await cur.execute("DELETE FROM inbox WHERE event_id = %s AND status = 'unprocessable'", (key,))
-            return await pg_accept.accept_event(cur, event, routes, self._channel)
-
-        return await self._tx(job)
+        return await self._tx(lambda tx, now: core.reprocess(tx, key, event, routes, now), lambda: event_keys(event))
 
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
-        async def job(cur: Cursor) -> list[WorkItem]:
-            await cur.execute(claim_sql(), {"target": target, "limit": limit, "owner": owner, "lease": lease_seconds})
-            return [_work_item(r) for r in await cur.fetchall()]
-
-        return await self._tx(job)
+        return await self._tx(lambda tx, now: tx.claim(target, limit, owner, now, now + lease_seconds))
 
     async def finish(self, results: Sequence[Finished]) -> None:
-        async def job(cur: Cursor) -> None:
-            await pg_accept.lock_entities(
-                cur, (pg_accept.pair_key(r.item.customer_id, r.item.group_id) for r in results)
-            )
+        def job(tx: PgTx, now: float) -> None:
             for result in results:
-                await finish_one(cur, result)
+                core.finish(tx, result, now)
 
-        await self._tx(job)
+        await self._tx(job, lambda: (pair_key(r.item.customer_id, r.item.group_id) for r in results))
 
     async def release(self, items: Sequence[WorkItem]) -> None:
-        async def job(cur: Cursor) -> None:
-            await cur.execute(
-                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
-                " FROM unnest(%s::bigint[], %s::text[]) AS r(id, owner)"
-                " WHERE outbox.id = r.id AND outbox.lease_owner = r.owner RETURNING outbox.target",
-                ([i.id for i in items], [i.lease_owner for i in items]),
-            )
-            # Another replica may be idle with nothing to do: this work is due now.
-            await pg_accept.notify(cur, self._channel, (str(r[0]) for r in await cur.fetchall()))
-
-        await self._tx(job)
+        await self._tx(lambda tx, now: tx.release(items), lambda: (pair_key(i.customer_id, i.group_id) for i in items))
 
     async def next_due(self, target: str) -> float | None:
-        async def job(cur: Cursor) -> float | None:
-            await cur.execute(
-                "SELECT min(CASE WHEN lease_until IS NOT NULL AND lease_until >= now.t THEN lease_until"
-                f" ELSE due_at END) FROM outbox, (SELECT {NOW} AS t) AS now WHERE target = %s",
-                (target,),
-            )
-            row = await cur.fetchone()
-            return None if row is None or row[0] is None else float(row[0])
-
-        return await self._tx(job)
+        return await self._tx(lambda tx, now: tx.next_due(target, now))
 
     async def status(self) -> StatusReport:
-        return await self._tx(pg_status.read_status)
+        return await self._tx(core.read_status)
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        return await self._tx(lambda cur: pg_status.read_dead_letters(cur, target, limit))
+        return await self._tx(lambda tx, now: tx.dead_letters(target, limit))
 
     async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
-        return await self._tx(lambda cur: pg_status.replay_dead_letters(cur, ids, target, self._channel))
-
-
-def _work_item(r: tuple[Any, ...]) -> WorkItem:
-    return WorkItem(
-        id=r[0], version=r[1], target=r[2], dest=r[3], customer_id=r[4], group_id=r[5], desired=bool(r[6]),
-        attempts=r[7], lease_owner=r[8], email=r[9], external_id=r[10], full_name=r[11], group_key=r[12],
-        group_name=r[13], event_id=r[14], event_time=r[15],
-    )  # fmt: skip
+        return await self._tx(lambda tx, now: core.replay_dead_letters(tx, ids, target, now))

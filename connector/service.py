@@ -110,8 +110,11 @@ class Service:
             raise
         if released:
             log.info("resuming %d change(s) that were in flight when the service last stopped", released)
-        for adapter in self.adapters.values():
+        for name, adapter in self.adapters.items():
             await adapter.start()
+            limiter = getattr(adapter, "limiter", None)  # HTTP adapters pace their calls
+            if limiter is not None:
+                await self.store.share_rate_limit(name, limiter)
         server = _Server(
             uvicorn.Config(
                 create_app(self),

@@ -227,3 +227,11 @@ class Store(abc.ABC):
         Optional: a store that only one process serves (SQLite) has nobody to hear from,
         and runners poll anyway. Register before :meth:`open`.
         """
+
+    async def share_rate_limit(self, target: str, limiter: Any) -> None:
+        """Pace ``limiter`` with this process's share of ``target``'s rate limit.
+
+        Optional: a store several replicas share keeps the sum of their calls under the
+        vendor's limit (see :mod:`connector.store.postgres.ratelimit`); a store one
+        process serves leaves the in-process limiter as it is.
+        """

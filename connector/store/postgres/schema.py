@@ -126,15 +126,17 @@ ALTER TABLE applied SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05)
 """
 
 _V2 = """
--- One token bucket per rate-limited CRM account, shared by every replica. Each request
--- updates its row, so it is rewritten many times a second: the same reasons as the
--- outbox for a fixed vacuum threshold, and room on the page for HOT updates.
-CREATE TABLE rate_buckets (
-    bucket      text PRIMARY KEY,
-    tokens      double precision NOT NULL,
-    updated_at  double precision NOT NULL
+-- One row per (rate-limited target, replica): the replica's share of the target's budget,
+-- held by lease. Every replica rewrites its rows every second or so, the same churn as
+-- the outbox: a fixed vacuum threshold, and page room for HOT updates.
+CREATE TABLE rate_shares (
+    bucket      text NOT NULL,
+    owner       text NOT NULL,
+    active_from double precision NOT NULL,
+    expires_at  double precision NOT NULL,
+    PRIMARY KEY (bucket, owner)
 );
-ALTER TABLE rate_buckets SET (
+ALTER TABLE rate_shares SET (
     fillfactor = 50,
     autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
     autovacuum_vacuum_cost_delay = 0
@@ -143,7 +145,7 @@ ALTER TABLE rate_buckets SET (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, desired and applied state, outbox, dead letters", _V1),
-    Migration(2, "shared rate-limit buckets", _V2),
+    Migration(2, "rate-limit shares per replica", _V2),
 )
 
 #: the newest schema this release knows; a database at a higher version is refused

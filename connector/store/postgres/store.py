@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from connector.store.base import (
 )
 from connector.store.postgres.listen import Listener, channel_name, redact_url
 from connector.store.postgres.migrate import migrate
+from connector.store.postgres.ratelimit import RENEW_SECONDS, ShareableLimiter, SharedRateLimits
 from connector.store.postgres.tx import PgTx, event_keys, pair_key
 
 log = logging.getLogger("connector.store")
@@ -47,7 +49,9 @@ Job = Callable[[PgTx, float], T]
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, pool_size: int = 10, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, connect_timeout: float = 10.0, share_renew_seconds: float = RENEW_SECONDS
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
@@ -56,6 +60,8 @@ class PostgresStore(Store):
         self._channel = ""
         self._listener: Listener | None = None
         self._subscribers: list[Callable[[Iterable[str]], None]] = []
+        #: this replica's shares of the targets' rate limits
+        self.shares = SharedRateLimits(self._tx, f"replica-{uuid.uuid4().hex[:12]}", share_renew_seconds)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r})"
@@ -83,6 +89,7 @@ class PostgresStore(Store):
             await self._listener.start()
 
     async def close(self) -> None:
+        await self.shares.stop()
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -95,6 +102,9 @@ class PostgresStore(Store):
 
     def on_new_work(self, wake: Callable[[Iterable[str]], None]) -> None:
         self._subscribers.append(wake)
+
+    async def share_rate_limit(self, target: str, limiter: ShareableLimiter) -> None:
+        await self.shares.share(target, limiter)
 
     def _wake_subscribers(self, targets: Iterable[str]) -> None:
         names = list(targets)

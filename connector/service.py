@@ -110,6 +110,7 @@ class Service:
             raise
         if released:
             log.info("resuming %d change(s) that were in flight when the service last stopped", released)
+        log.info("serving as %s (the lease owner of the work this process claims)", self.owner)
         for name, adapter in self.adapters.items():
             await adapter.start()
             limiter = getattr(adapter, "limiter", None)  # HTTP adapters pace their calls

@@ -6,12 +6,11 @@ to reopen the same data. A backend joins the suite with one factory and one entr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from connector.store import Store, open_store
-from connector.testing.postgres import ENV, scratch_schema, server_url
 
 NewStore = Callable[[], Store]
 
@@ -23,19 +22,9 @@ def sqlite_store(tmp_path: Path) -> NewStore:
 BACKENDS: dict[str, Callable[[Path], NewStore]] = {"sqlite": sqlite_store}
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A store URL on its own fresh schema of the test server (dropped afterwards)."""
-    url = server_url()
-    if url is None:
-        pytest.skip(f"{ENV} is not set (no PostgreSQL server to test on)")
-    with scratch_schema(url) as scoped:
-        yield scoped
-
-
 @pytest.fixture(params=[*sorted(BACKENDS), "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> NewStore:
     if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_url")  # tests/conftest.py: skips without a server
         return lambda: open_store(url, tmp_path)
     return BACKENDS[request.param](tmp_path)

@@ -91,8 +91,8 @@ def _lease_owners(pg_url: str) -> set[str]:
 def test_three_replicas_one_killed_converge_without_429_or_double_sends(
     tmp_path: Path, pg_url: str, serve_factory: Any
 ) -> None:
-    sim = PlainSimulator(SECRET, customers=30, seed=11).plan(240)
-    emails = [PlainSimulator.email(PlainSimulator.customer_id(i)) for i in range(30)]
+    sim = PlainSimulator(SECRET, customers=20, seed=11).plan(120)
+    emails = [PlainSimulator.email(PlainSimulator.customer_id(i)) for i in range(20)]
     hubspot = WatchedHubSpot(TOKEN)  # HubSpot's lower tier: 100 calls in any rolling 10 s
     lists = {key: hubspot.seed_list(key) for key in GROUPS.values()}
     for address in emails:

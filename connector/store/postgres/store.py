@@ -126,8 +126,7 @@ class PostgresStore(Store):
             try:
                 with pool.connection() as conn:  # commits on leaving, rolls back on an exception
                     tx = PgTx(conn)
-                    tx.lock(locks())
-                    result = job(tx, tx.now())
+                    result = job(tx, tx.begin(locks()))
                     tx.notify(self._channel)
                     return result
             except _RETRIABLE as exc:

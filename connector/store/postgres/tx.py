@@ -78,8 +78,9 @@ class PgTx(SqlTx):
         #: targets that got due work in this transaction
         self.woken: set[str] = set()
 
-    def now(self) -> float:
-        """The database clock, one for every replica."""
+    def begin(self, keys: Iterable[int]) -> float:
+        """Take the entity locks for ``keys``; return the database clock (one for every replica)."""
+        self.lock(keys)
         row = self.conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
         return float(row[0])
 

@@ -33,6 +33,12 @@ The rules:
 4. **Only the lease owner writes an outcome back** (:func:`finish_step`); a confirmation
    or skip is recorded as applied state whoever holds the lease, since it is a fact.
 5. **Dead-letter replay** re-queues against desired state as it is now.
+
+Concurrency: each ``Store`` call is one transaction. The functions here read, decide and
+write the state of one (customer, group) after :meth:`Tx.lock_pair`; a backend whose
+transactions run concurrently (PostgreSQL replicas) makes that a lock held to commit
+(e.g. ``pg_advisory_xact_lock``), SQLite's single writer needs none. Claiming must never
+hand one row to two owners (SQLite: one writer; PostgreSQL: ``FOR UPDATE SKIP LOCKED``).
 """
 
 from __future__ import annotations
@@ -91,6 +97,9 @@ class Tx(Protocol):
         """Insert an inbox row unless ``key`` exists; True if inserted."""
 
     def delete_unprocessable(self, key: str) -> None: ...
+    def lock_pair(self, customer_id: str, group_id: str) -> None:
+        """Hold off other transactions touching this pair's state until commit (see above)."""
+
     def upsert_customer(self, customer: CustomerInfo, stamp: Stamp) -> None:
         """Insert, or update if ``stamp`` is newer; a missing email keeps the known one."""
 
@@ -188,6 +197,7 @@ def _apply_change(
     tx: Tx, change: MembershipChange, routes: Sequence[Route], stamp: Stamp, now: float
 ) -> tuple[bool, int]:
     customer_id, group_id = change.customer.id, change.group.id
+    tx.lock_pair(customer_id, group_id)
     current = tx.membership(customer_id, group_id)
     state, moved = move_membership(current, change.added, stamp)
     if state is None:
@@ -261,6 +271,7 @@ def finish_step(result: Finished, row: WorkRow | None) -> FinishStep:
 def finish(tx: Tx, result: Finished, now: float) -> None:
     item = result.item
     key = WorkKey(item.target, item.dest, item.customer_id, item.group_id)
+    tx.lock_pair(item.customer_id, item.group_id)
     if result.kind in ("done", "skipped"):
         # A confirmed change is a fact about the CRM whoever holds the lease now.
         note: AppliedNote = "confirmed" if result.kind == "done" else "not_in_crm"
@@ -283,6 +294,7 @@ def replay_dead_letters(tx: Tx, ids: Sequence[int] | None, target: str | None, n
     requeued = 0
     for letter_id, key in tx.dead_letter_keys(ids, target):
         tx.delete_dead_letter(letter_id)
+        tx.lock_pair(key.customer_id, key.group_id)
         state = tx.membership(key.customer_id, key.group_id)
         if state is not None:
             requeued += reconcile(tx, key, state.member, not state.member, state.stamp[1], now)

@@ -89,6 +89,9 @@ class SqlTx:
     def delete_unprocessable(self, key: str) -> None:
         self.run("DELETE FROM inbox WHERE event_id = ? AND status = 'unprocessable'", (key,))
 
+    def lock_pair(self, customer_id: str, group_id: str) -> None:
+        """Nothing to do with one writer; a backend with concurrent writers overrides this."""
+
     def upsert_customer(self, customer: CustomerInfo, stamp: Stamp) -> None:
         self.run(
             "INSERT INTO customers (customer_id, email, external_id, full_name, event_time, event_id)"

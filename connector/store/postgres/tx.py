@@ -71,12 +71,14 @@ def event_keys(event: ParsedEvent) -> list[int]:
 class PgTx(SqlTx):
     placeholder = "%s"
 
-    __slots__ = ("woken",)
+    __slots__ = ("held", "woken")
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
         #: targets that got due work in this transaction
         self.woken: set[str] = set()
+        #: advisory locks this transaction holds (until it ends)
+        self.held: set[int] = set()
 
     def begin(self, keys: Iterable[int]) -> float:
         """Take the entity locks for ``keys``; return the database clock (one for every replica)."""
@@ -85,10 +87,16 @@ class PgTx(SqlTx):
         return float(row[0])
 
     def lock(self, keys: Iterable[int]) -> None:
-        ordered = sorted(set(keys))
+        ordered = sorted(set(keys) - self.held)
         if ordered:
             # A function scan yields the array in order, so the locks are taken in that order.
             self.conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (ordered,))
+            self.held.update(ordered)
+
+    def lock_pair(self, customer_id: str, group_id: str) -> None:
+        # The store took every lock the call needs up front, in order; this only catches a
+        # path that did not (and a deadlock there is detected and the call run again).
+        self.lock([pair_key(customer_id, group_id)])
 
     def notify(self, channel: str) -> None:
         """Queue one notification per woken target; PostgreSQL sends them only if we commit."""

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from connector.plain.changes import UnprocessableEvent, parse_event
-from connector.plain.signature import is_fresh, verify
+from connector.plain.signature import is_fresh, replay_time, verify
 from connector.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -88,13 +88,14 @@ def create_app(service: Service) -> Starlette:
         try:
             event = parse_event(body)
         except UnprocessableEvent as exc:
-            if exc.attempt_time is not None and not is_fresh(exc.attempt_time, now, plain.replay_tolerance_seconds):
+            attempt = replay_time(exc.attempt_time, request.headers)  # a stale body is refused, parsed or not
+            if not is_fresh(attempt, now, plain.replay_tolerance_seconds):
                 metrics.webhooks.labels("stale").inc()
-                return _answer(401, "attempt timestamp outside the replay window")
+                return _answer(401, "attempt timestamp missing or outside the replay window")
             return await _keep_unprocessable(body, exc)
-        if not is_fresh(event.attempt_time, now, plain.replay_tolerance_seconds):
+        if not is_fresh(replay_time(event.attempt_time, request.headers), now, plain.replay_tolerance_seconds):
             metrics.webhooks.labels("stale").inc()
-            return _answer(401, "attempt timestamp outside the replay window")
+            return _answer(401, "attempt timestamp missing or outside the replay window")
         routes = service.mappings.current.routes(event.changes)
         try:
             result = await service.store.accept(event, routes)

@@ -14,7 +14,14 @@ from connector.config import load_config
 from connector.plain.signature import sign
 from connector.service import Service
 from connector.store import StoreUnavailable
-from connector.testing.plain import event, membership_event, seed_event, signed_request, with_fresh_attempt
+from connector.testing.plain import (
+    event,
+    membership_event,
+    plain_time,
+    seed_event,
+    signed_request,
+    with_fresh_attempt,
+)
 
 from tests.conftest import SECRET, write_setup
 
@@ -26,6 +33,15 @@ def join(event_id: str = "pEv_join1", **kw: Any) -> dict[str, Any]:
         event_id=event_id, customer_id="c_1", email="ann@example.com", groups_before=[], groups_after=[ENT],
         timestamp="2026-01-01T00:00:00Z", generation="versioned", **kw,
     )  # fmt: skip
+
+
+def signed_now(body: bytes, attempt_time: datetime | None = None) -> dict[str, str]:
+    """Headers of a signed delivery attempt, its time (default: now) in Plain's header."""
+    return {
+        "Content-Type": "application/json",
+        "Plain-Request-Signature": sign(body, SECRET),
+        "Plain-Webhook-Delivery-Attempt-Timestamp": plain_time(attempt_time or datetime.now(UTC)),
+    }
 
 
 class Harness:
@@ -114,6 +130,86 @@ def test_stale_or_future_attempt_is_401(tmp_path: Path) -> None:
     run(scenario())
 
 
+def _unparseable(attempt_time: datetime | None) -> bytes:
+    """A signed body we cannot understand (no customer), optionally with its own attempt time."""
+    ev = join("pEv_broken_" + (attempt_time.isoformat() if attempt_time else "none"), attempt_time=attempt_time)
+    del ev["payload"]["customer"]
+    if attempt_time is None:
+        del ev["webhookMetadata"]["webhookDeliveryAttemptTimestamp"]
+    return orjson.dumps(ev)
+
+
+OLD, NEW = timedelta(seconds=-301), timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("body_offset", "header_offset", "answer"),
+    [
+        pytest.param(OLD, None, 401, id="stale body time"),
+        pytest.param(OLD, NEW, 401, id="stale body time wins over a fresh header"),
+        pytest.param(NEW, OLD, 200, id="fresh body time wins over a stale header"),
+        pytest.param(None, OLD, 401, id="no body time, stale header"),
+        pytest.param(None, NEW, 200, id="no body time, fresh header"),
+        pytest.param(None, None, 401, id="no time at all"),
+    ],
+)
+def test_replay_window_holds_for_signed_bodies_we_cannot_parse(
+    tmp_path: Path, body_offset: timedelta | None, header_offset: timedelta | None, answer: int
+) -> None:
+    async def scenario() -> None:
+        now = datetime.now(UTC)
+        body = _unparseable(None if body_offset is None else now + body_offset)
+        headers = signed_now(body, None if header_offset is None else now + header_offset)
+        if header_offset is None:
+            del headers["Plain-Webhook-Delivery-Attempt-Timestamp"]
+        async with Harness(tmp_path) as h:
+            response = await h.post(body, headers)
+            report = await h.status()
+        assert response.status_code == answer, response.text
+        assert report.inbox == ({"unprocessable": 1} if answer == 200 else {})
+        if answer == 401:
+            assert response.json()["status"] == "attempt timestamp missing or outside the replay window"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("header", "answer"),
+    [(None, 401), ("yesterday", 401), ("2026-01-01T00:00:00", 401), ("STALE", 401), ("NOW", 200)],
+)
+def test_not_json_is_kept_only_with_a_fresh_attempt_header(tmp_path: Path, header: str | None, answer: int) -> None:
+    async def scenario() -> None:
+        body = b"\x00 this is not json"
+        headers = signed_now(body)
+        if header is None:
+            del headers["Plain-Webhook-Delivery-Attempt-Timestamp"]
+        elif header == "STALE":
+            headers["Plain-Webhook-Delivery-Attempt-Timestamp"] = plain_time(datetime.now(UTC) - timedelta(hours=1))
+        elif header != "NOW":
+            headers["Plain-Webhook-Delivery-Attempt-Timestamp"] = header  # unreadable or without offset
+        async with Harness(tmp_path) as h:
+            response = await h.post(body, headers)
+            report = await h.status()
+        assert response.status_code == answer, response.text
+        assert report.inbox == ({"unprocessable": 1} if answer == 200 else {})
+
+    run(scenario())
+
+
+def test_understood_event_without_body_attempt_time_uses_the_header(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        ev = join("pEv_nometa")
+        del ev["webhookMetadata"]
+        body = orjson.dumps(ev)
+        async with Harness(tmp_path) as h:
+            stale = await h.post(body, signed_now(body, datetime.now(UTC) - timedelta(seconds=301)))
+            fresh = await h.post(body, signed_now(body))
+        assert (stale.status_code, fresh.status_code) == (401, 200)
+        assert fresh.json()["status"] == "stored"
+
+    run(scenario())
+
+
 def test_body_over_limit_is_413_and_wrong_type_415(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with Harness(tmp_path) as h:
@@ -138,9 +234,7 @@ def test_signed_but_not_understood_is_kept_raw(tmp_path: Path) -> None:
             del broken["payload"]["customer"]
             response = await h.post_event(broken)
             not_json = b"this is not json"
-            raw = await h.post(
-                not_json, {"Content-Type": "application/json", "Plain-Request-Signature": sign(not_json, SECRET)}
-            )
+            raw = await h.post(not_json, signed_now(not_json))  # Plain sends the attempt time as a header too
             report = await h.status()
         assert response.status_code == 200 and response.json()["status"] == "unprocessable"
         assert raw.status_code == 200 and raw.json()["status"] == "unprocessable"

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from connector.text import crm_text
+
 Action = Literal["add", "remove"]
 
 
@@ -26,6 +28,8 @@ class Change:
     ``options`` are the mapping's options for this target (``{"list": "123"}``,
     ``{"tag": "Enterprise"}``), already validated by :meth:`Adapter.validate_options`.
     ``key`` identifies the change within a batch; adapters just carry it around.
+    Text fields arrive in the form CRMs accept (:func:`connector.text.crm_text`: lone
+    surrogates replaced by U+FFFD, NUL removed), whatever the store holds.
     """
 
     key: str
@@ -41,6 +45,14 @@ class Change:
     group_name: str | None = None
     event_time: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, crm_text(value))  # frozen: set once, here
+
+
+_TEXT_FIELDS = ("email", "external_id", "full_name", "group_key", "group_name")
 
 OutcomeKind = Literal["done", "retry", "failed", "skipped"]
 

@@ -12,6 +12,7 @@ in the before-set: Plain's sets are snapshots, not deltas.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import orjson
 from pydantic import ValidationError
 
 from connector.plain import events as ev
+from connector.text import storable_json
 
 # Best-effort fields come from a body that failed validation: keep them only when they are
 # as safe to store and log as a validated id.
@@ -37,6 +39,7 @@ __all__ = [
     "ParsedEvent",
     "UnprocessableEvent",
     "attempt_time_of",
+    "load_json",
     "normalise_time",
     "parse_event",
 ]
@@ -107,8 +110,8 @@ class UnprocessableEvent(ValueError):
 def parse_event(body: bytes) -> ParsedEvent:
     """Parse a webhook body. Raises :class:`UnprocessableEvent` and nothing else."""
     try:
-        data = orjson.loads(body)
-    except Exception as exc:  # JSONDecodeError, or a non-bytes argument
+        data = load_json(body)
+    except Exception as exc:  # JSONDecodeError, RecursionError, or a non-bytes argument
         raise UnprocessableEvent(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         kind = _JSON_NAMES.get(type(data), type(data).__name__)
@@ -128,10 +131,35 @@ def attempt_time_of(body: bytes) -> datetime | None:
     """The delivery attempt time of a body, or None. Parses the body: prefer the
     ``attempt_time`` of :func:`parse_event`'s result or exception when you have one."""
     try:
-        data = orjson.loads(body)
+        data = load_json(body)
     except Exception:
         return None
     return _raw_attempt_time(data) if isinstance(data, dict) else None
+
+
+def load_json(body: bytes) -> Any:
+    """Any valid JSON text (RFC 8259, UTF-8), with lone surrogates made storable.
+
+    orjson refuses escaped lone surrogates (``"\\ud83d"``) although JSON allows them, so a
+    body it refuses gets a second reading by the standard library (slower, but the bodies
+    orjson reads never pay for it). NaN and Infinity are not JSON and stay refused.
+    Raises orjson's JSONDecodeError (a ValueError) for anything that is not JSON.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        first_error = exc
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise first_error
+    try:
+        data = json.loads(bytes(body).decode("utf-8"), parse_constant=_not_json)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise first_error from None
+    return storable_json(data)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def normalise_time(value: str) -> str:

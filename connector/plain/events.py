@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints, model_
 # printable ASCII without spaces, bounded, so it is safe as a primary key and log field.
 ID_PATTERN = r"^[!-~]{1,256}$"
 Id = Annotated[str, StringConstraints(strict=True, pattern=ID_PATTERN)]
-# NUL is legal in JSON ("\u0000") but PostgreSQL text columns refuse it.
-Text = Annotated[str, StringConstraints(strict=True, pattern=r"^[^\x00]*$")]
+# Any string JSON allows, NUL included: odd text is the store's and the CRMs' problem to
+# hold (connector.text), never a reason to drop a membership change.
+Text = Annotated[str, StringConstraints(strict=True)]
 
 MEMBERSHIPS_CHANGED = "customer.customer_group_memberships_changed"
 # The 2023 documentation's name, typo included; the corrected spelling is accepted too in

@@ -1,18 +1,24 @@
 """Plain webhook request signing: HMAC-SHA256 of the raw body, and the replay window.
 
 The signature covers the exact bytes received, so verify before any parsing or
-re-encoding. The replay window uses ``webhookMetadata.webhookDeliveryAttemptTimestamp``,
-which is inside the signed body (the ``Plain-Webhook-Delivery-Attempt-Timestamp`` header
-is not signed and must not be used for this).
+re-encoding. The replay window holds for every signed body, understood or not: it uses
+``webhookMetadata.webhookDeliveryAttemptTimestamp``, which is inside the signed body, and
+only where the body gives no readable one the ``Plain-Webhook-Delivery-Attempt-Timestamp``
+header (:func:`replay_time`). That header is not signed, so it can only stand in for a
+body that has no time of its own; a signed body with neither is refused, as Plain always
+sends the header.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
-__all__ = ["is_fresh", "sign", "verify"]
+__all__ = ["ATTEMPT_TIME_HEADER", "is_fresh", "replay_time", "sign", "verify"]
+
+ATTEMPT_TIME_HEADER = "plain-webhook-delivery-attempt-timestamp"
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGEST_HEX_LEN = hashlib.sha256().digest_size * 2
@@ -48,3 +54,22 @@ def is_fresh(attempt_time: datetime | None, now: datetime, tolerance_seconds: fl
     if attempt_time is None or attempt_time.tzinfo is None or now.tzinfo is None:
         return False
     return abs((now - attempt_time).total_seconds()) <= tolerance_seconds
+
+
+def replay_time(body_time: datetime | None, headers: Mapping[str, str]) -> datetime | None:
+    """The attempt time the replay window judges: the body's, else the header's, else None.
+
+    ``body_time`` is what the parser read from the signed body (None when the body has
+    none or is not understood). ``headers`` must be case-insensitive (Starlette's are);
+    a header that is not an ISO 8601 time with an offset counts as absent.
+    """
+    if body_time is not None:
+        return body_time
+    value = headers.get(ATTEMPT_TIME_HEADER)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        return parsed.astimezone(UTC) if parsed.utcoffset() is not None else None
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
+        return None

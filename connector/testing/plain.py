@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.resources
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import orjson
 
 from connector.plain import events as ev
+from connector.plain.changes import load_json
 from connector.plain.signature import sign
 
 __all__ = [
@@ -199,7 +201,7 @@ def membership_event(
     person = (customer_id, email, full_name, external_id, ts)
     if generation == "versioned":
         event_type = ev.MEMBERSHIPS_CHANGED
-        payload = {
+        payload: dict[str, Any] = {
             "changeType": change_type,
             "customer": _customer(*person, after),
             "previousCustomer": _customer(*person, before),
@@ -293,14 +295,15 @@ def signed_request(event: dict[str, Any] | bytes, secret: str) -> tuple[bytes, d
     if isinstance(event, bytes):
         body = event
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            parsed = load_json(body)
+        except ValueError:
             parsed = None
     else:
-        body = orjson.dumps(event)
+        body = _dumps(event)
         parsed = event
     data = parsed if isinstance(parsed, dict) else {}
-    meta = data.get("webhookMetadata") if isinstance(data.get("webhookMetadata"), dict) else {}
+    raw_meta = data.get("webhookMetadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     headers = {"Content-Type": "application/json", "Plain-Request-Signature": sign(body, secret)}
     for header, value in (
         ("Plain-Event-Id", data.get("id")),
@@ -315,6 +318,15 @@ def signed_request(event: dict[str, Any] | bytes, secret: str) -> tuple[bytes, d
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             headers[header] = str(value)
     return body, headers
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        # A lone surrogate (a test of odd text): the standard library escapes it as
+        # "\\udXXX", which is still valid JSON and what such a Plain body looks like.
+        return json.dumps(event, separators=(",", ":")).encode()
 
 
 def seed_event() -> dict[str, Any]:

@@ -96,3 +96,23 @@ def test_is_fresh_compares_across_offsets():
     attempt = datetime(2025, 3, 1, 14, 4, tzinfo=timezone(timedelta(hours=2)))
     assert is_fresh(attempt, NOW, 300) is True
     assert is_fresh(attempt, NOW, 200) is False
+
+
+@pytest.mark.parametrize(
+    ("body_time", "header", "expected"),
+    [
+        (NOW, "2020-01-01T00:00:00Z", NOW),  # the signed body's time wins
+        (None, "2025-03-01T14:00:00.000+02:00", NOW),
+        (None, " 2025-03-01T12:00:00.000Z ", NOW),
+        (None, "2025-03-01T12:00:00", None),  # no offset: no guess
+        (None, "yesterday", None),
+        (None, "0001-01-01T00:00:00+05:00", None),  # before year 1 in UTC
+        (None, "", None),
+        (None, None, None),
+    ],
+)
+def test_replay_time_prefers_the_body_then_the_header(body_time, header, expected):
+    headers = {} if header is None else {signature.ATTEMPT_TIME_HEADER: header}
+    got = signature.replay_time(body_time, headers)
+    assert got == expected
+    assert got is None or got.utcoffset() == timedelta(0)

@@ -132,6 +132,8 @@ class _SQLiteSide:
 
 
 class _PostgresSide:
+    """PostgreSQL text holds no NUL: it is removed, as the PostgreSQL store does (see its tx module)."""
+
     def __init__(self, url: str) -> None:
         import psycopg
 
@@ -149,6 +151,8 @@ class _PostgresSide:
             yield from cur
 
     def replace(self, tables: dict[str, Iterator[tuple[Any, ...]]]) -> dict[str, int]:
+        from connector.store.postgres.tx import pg_text
+
         counts = {}
         with self.conn.transaction():
             self.conn.execute(f"TRUNCATE {', '.join(TABLES)}")
@@ -157,7 +161,7 @@ class _PostgresSide:
                 # COPY writes identity columns as given (like OVERRIDING SYSTEM VALUE).
                 with self.conn.cursor().copy(f"COPY {table} ({', '.join(TABLES[table])}) FROM STDIN") as copy:
                     for row in rows:
-                        copy.write_row(row)
+                        copy.write_row([pg_text(v) for v in row])
                         n += 1
                 counts[table] = n
             for table in _IDENTITY:

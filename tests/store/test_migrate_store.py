@@ -8,9 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 from connector.cli import main
+from connector.plain.changes import parse_event
 from connector.store import Finished, Route, open_store
 from connector.store.base import Store
+from connector.testing.plain import membership_event
 
 from tests.store.events import BETA, ENT, accept, event
 
@@ -32,6 +35,12 @@ async def _fill(store: Store) -> None:
         ]
     )
     await accept(store, event("pEv_4", "2026-01-01T00:00:04Z", [], [ENT], customer="c_pending"), CRM)
+    # SQLite keeps NUL in text; PostgreSQL cannot, and CRMs never get it anyway.
+    named = membership_event(
+        event_id="pEv_5", customer_id="c_named", email="named@example.com", groups_before=[], groups_after=[ENT],
+        timestamp="2026-01-01T00:00:05Z", generation="versioned", full_name="Ann\x00 Lee",
+    )  # fmt: skip
+    await accept(store, parse_event(orjson.dumps(named)), CRM)
     await store.accept_unprocessable(UNREADABLE, "unknown event type", "pEv_x", "future.event")
 
 
@@ -79,15 +88,16 @@ def test_sqlite_to_postgres_and_back_keeps_everything(tmp_path: Path, pg_url: st
     assert main(["migrate-store", "--from", "sqlite:///a.db", "--to", pg_url]) == 0
     in_pg, claimable, redelivered, dead_ids = asyncio.run(check(pg_url, "c_new"))
     assert in_pg == source
-    assert claimable == [("c_dead", True), ("c_pending", True)]  # c_dead's second group was leased by old-serve
+    # c_dead's second group was leased by old-serve
+    assert claimable == [("c_dead", True), ("c_named", True), ("c_pending", True)]
     assert redelivered == "duplicate"
     assert len(dead_ids) == len(set(dead_ids)) == 2  # the new dead letter did not reuse a copied id
 
     assert main(["migrate-store", "--from", pg_url, "--to", "sqlite:///b.db"]) == 0
     back, claimable, redelivered, dead_ids = asyncio.run(check("sqlite:///b.db", "c_newer"))
     assert [(d["customer_id"], d["reason"]) for d in back["dead"]] == [("c_dead", "404 list not found"), ("c_new", "x")]
-    assert back["bodies"] == [("pEv_x", UNREADABLE)] and back["status"]["inbox"] == {"processed": 5, "unprocessable": 1}
-    assert claimable == [("c_dead", True), ("c_pending", True)] and redelivered == "duplicate"
+    assert back["bodies"] == [("pEv_x", UNREADABLE)] and back["status"]["inbox"] == {"processed": 6, "unprocessable": 1}
+    assert claimable == [("c_dead", True), ("c_named", True), ("c_pending", True)] and redelivered == "duplicate"
     assert len(dead_ids) == len(set(dead_ids)) == 3
 
 

@@ -13,7 +13,10 @@ differences that exist only because several replicas write at once:
   expired lease makes its row due again: that is how a dead replica's work is taken over;
 - **the outcome check** reads the row ``FOR UPDATE``, so a claim cannot re-lease it between
   the lease-owner check and the write;
-- **wake-ups**: targets that got new work are notified at commit.
+- **wake-ups**: targets that got new work are notified at commit;
+- **NUL**: PostgreSQL text cannot hold it, so it is removed from text before it is stored.
+  Nothing sent changes: every change reaches a CRM without NUL anyway
+  (:func:`connector.text.crm_text`).
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class PgTx(SqlTx):
         #: advisory locks this transaction holds (until it ends)
         self.held: set[int] = set()
 
+    def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return super().run(sql, [pg_text(p) for p in params])
+
     def begin(self, keys: Iterable[int]) -> float:
         """Take the entity locks for ``keys``; return the database clock (one for every replica)."""
         self.lock(keys)
@@ -135,3 +141,8 @@ class PgTx(SqlTx):
         ).fetchall()
         # Released work is due now; another replica may be idle.
         self.woken.update(str(r[0]) for r in rows)
+
+
+def pg_text(value: Any) -> Any:
+    """``value`` as PostgreSQL text can hold it (without NUL); anything else unchanged."""
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value

@@ -257,8 +257,34 @@ def build_parser() -> argparse.ArgumentParser:
     send = command("send", cmd_send, "sign an event JSON file and POST it to the running service")
     send.add_argument("event")
     send.add_argument("--url", help="default: the configured server address")
+    _add_plain_commands(sub)
     _add_migrate_store(sub)
     return parser
+
+
+def _add_plain_commands(sub: Any) -> None:
+    """``plain register|unregister|targets``: the logic is in :mod:`connector.plain.register`."""
+
+    def cmd_plain(args: argparse.Namespace) -> int:
+        from connector.plain.register import run
+
+        return run(_load(args), args.action, getattr(args, "url", None))
+
+    plain = sub.add_parser("plain", help="manage the service's webhook target in Plain").add_subparsers(
+        dest="action", required=True
+    )
+    for action, help_text in (
+        ("register", "create or update the webhook target for --url"),
+        ("unregister", "delete the webhook target(s) with --url"),
+        ("targets", "list the workspace's webhook targets"),
+    ):
+        p = plain.add_parser(action, help=help_text)
+        p.add_argument("--config", required=True, help="path to the config YAML")
+        if action != "targets":
+            p.add_argument(
+                "--url", required=True, help="the service's public webhook URL, e.g. https://host/webhooks/plain"
+            )
+        p.set_defaults(func=cmd_plain)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

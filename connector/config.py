@@ -14,6 +14,7 @@ from connector.adapters import (
     UnknownTargetType,  # noqa: F401  (re-exported for callers)
     adapter_class,
 )
+from connector.plain.api import DEFAULT_API_URL
 from connector.yamlfile import Located, YamlError
 
 
@@ -27,6 +28,9 @@ class PlainSection(_Section):
     max_body_bytes: int = Field(1_048_576, gt=0)
     #: a body that trickles in slower than this is refused (slow-body attacks hold sockets)
     body_timeout_seconds: float = Field(10.0, gt=0)
+    #: Plain's GraphQL API, for backfill, reconcile and `plain register` (not needed to serve)
+    api_key: SecretStr | None = None
+    api_url: str = DEFAULT_API_URL
 
 
 class ServerSection(_Section):
@@ -92,6 +96,8 @@ class Config:
     def secrets(self) -> list[str]:
         """Every secret value in the config, so logs and errors can scrub them."""
         found = [self.plain.signing_secret.get_secret_value()]
+        if self.plain.api_key is not None:
+            found.append(self.plain.api_key.get_secret_value())
         for target in self.targets.values():
             for _name, value in target.config:
                 if isinstance(value, SecretStr):

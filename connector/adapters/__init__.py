@@ -1,7 +1,12 @@
-"""Adapter discovery: every target type is found through the entry point group.
+"""The adapter kit, and adapter discovery.
 
-Built-ins register the same way as third-party plugins (see pyproject.toml), so the
-runner never names a CRM.
+A plugin imports everything it needs from here::
+
+    from connector.adapters import Change, CrmError, HttpAdapter, HttpTargetConfig, Outcome, RateLimit
+
+Every target type is found through the entry point group; built-ins register the same way
+as third-party plugins (see pyproject.toml), so the runner never names a CRM. How to write
+one: docs/adapters.md.
 """
 
 from __future__ import annotations
@@ -9,23 +14,48 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
-from connector.adapters.base import Adapter, Change, OptionsError, Outcome, TargetConfig
+from connector.adapters.base import Adapter, TargetConfig
+from connector.adapters.change import Action, Change, Outcome, OutcomeKind
+from connector.adapters.errors import CrmError, OptionsError, Throttled, UnknownTargetType
+from connector.adapters.http import HttpAdapter, json_body, json_object, shorten
+from connector.adapters.http_config import HttpTargetConfig, join_url, secret_check
+from connector.adapters.ledger import NO_EMAIL, Ledger, has_email
+from connector.adapters.lru import LruCache
+from connector.adapters.options import tag_option
+from connector.adapters.ratelimit import DAILY_LIMIT_DELAY, RateLimit, RateLimiter
 
 ENTRY_POINT_GROUP = "plain_crm_sync.adapters"
 
 __all__ = [
+    "DAILY_LIMIT_DELAY",
+    "ENTRY_POINT_GROUP",
+    "NO_EMAIL",
+    "Action",
     "Adapter",
     "Change",
+    "CrmError",
+    "HttpAdapter",
+    "HttpTargetConfig",
+    "Ledger",
+    "LruCache",
     "OptionsError",
     "Outcome",
+    "OutcomeKind",
+    "RateLimit",
+    "RateLimiter",
     "TargetConfig",
+    "Throttled",
+    "UnknownTargetType",
     "adapter_class",
     "available_types",
+    "has_email",
+    "join_url",
+    "json_body",
+    "json_object",
+    "secret_check",
+    "shorten",
+    "tag_option",
 ]
-
-
-class UnknownTargetType(LookupError):
-    pass
 
 
 @cache

@@ -1,17 +1,18 @@
-"""The HTTP layer every CRM adapter stands on.
+"""The HTTP layer every CRM adapter stands on: :class:`HttpAdapter`.
 
 An :class:`HttpAdapter` owns one pooled ``httpx.AsyncClient`` and one
 :class:`~connector.adapters.ratelimit.RateLimiter` per target. :meth:`HttpAdapter.request`
 paces each call, retries what is worth retrying within a small in-process budget, and
-otherwise raises :class:`CrmError`, whose :attr:`~CrmError.outcome` is the right
-:class:`~connector.adapters.base.Outcome` for every change the call was about. The
+otherwise raises :class:`~connector.adapters.errors.CrmError`, whose ``outcome`` is the
+right :class:`~connector.adapters.base.Outcome` for every change the call was about. The
 runner, not this layer, owns long waits: a vendor asking for more than the budget gets
 an ``Outcome.retry`` carrying the vendor's delay.
 
-Vendor delay signals understood (:func:`retry_delay`): ``Retry-After`` (seconds or HTTP
-date), ``X-RateLimit-Reset`` (Intercom: epoch seconds), HubSpot's 429 body ``policyName``
-with ``X-HubSpot-RateLimit-Interval-Milliseconds`` (rolling 10 s window; no Retry-After
-is promised), and Salesforce's 403 ``REQUEST_LIMIT_EXCEEDED``.
+This layer knows HTTP, not vendors. What a vendor says in its own words (a delay in a
+body or a custom header, a rate limit disguised as a 403, an error body's shape) is read
+by the hooks :meth:`~HttpAdapter.retry_delay`, :meth:`~HttpAdapter.is_transient` and
+:meth:`~HttpAdapter.error_message`, which the vendor's module overrides. Methods marked
+``@final`` are the framework's: subclasses call them, never override them.
 """
 
 from __future__ import annotations
@@ -20,178 +21,49 @@ import asyncio
 import logging
 import random
 import re
+import time
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from connector.adapters.base import Adapter, Outcome, TargetConfig
-from connector.adapters.ratelimit import (
-    RateLimit,
-    RateLimiter,
-    Throttled,
-    is_quota_error,
-    vendor_delay,
-)
+from connector.adapters.base import Adapter, TargetConfig
+from connector.adapters.errors import CrmError, Throttled
+from connector.adapters.http_config import HttpTargetConfig, join_url
+from connector.adapters.ratelimit import RateLimit, RateLimiter, retry_after
 from connector.redact import redact
 
-__all__ = [
-    "CrmError",
-    "HttpAdapter",
-    "HttpTargetConfig",
-    "crm_message",
-    "is_transient",
-    "join_url",
-    "retry_delay",
-]
+# CrmError, HttpTargetConfig and join_url are re-exported: adapters written before the
+# split import them from here.
+__all__ = ["CrmError", "HttpAdapter", "HttpTargetConfig", "join_url", "json_body", "json_object", "shorten"]
 
 logger = logging.getLogger(__name__)
 
 _MESSAGE_LIMIT = 300
 _SECRET_FIELD = re.compile(r"token|secret|password|api_?key", re.IGNORECASE)
+#: the keys a JSON error body commonly words itself in, most specific first
+_MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error")
 
 
-class HttpTargetConfig(TargetConfig):
-    """Fields every HTTP target accepts on top of its own (DESIGN.md §3)."""
-
-    base_url: str | None = None
-    rate_limit: RateLimit | None = None
-    timeout_seconds: float = 30.0
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        url = httpx.URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http(s) URL, e.g. https://api.eu.intercom.io")
-        if url.query or url.fragment or url.userinfo:
-            raise ValueError("base_url takes no query, fragment or credentials")
-        return value.rstrip("/")
-
-    @field_validator("timeout_seconds")
-    @classmethod
-    def _check_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("timeout_seconds must be positive")
-        return value
-
-
-def join_url(base_url: str, path: str) -> str:
-    """``base_url`` (scheme, host, optional path prefix) + the API's own ``path``.
-
-    ``join_url("http://127.0.0.1:9100/mailchimp", "/3.0/lists/x")`` is
-    ``http://127.0.0.1:9100/mailchimp/3.0/lists/x``. An absolute ``path`` (a pagination
-    link the CRM handed back) is used as it is.
-    """
-    if path.startswith(("http://", "https://")):
-        return path
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-# -- reading vendor responses -------------------------------------------------------
-
-
-def _json(response: httpx.Response) -> Any:
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON of ``response``; None when it is not JSON."""
     try:
         return response.json()
     except ValueError:
         return None
 
 
-def is_transient(response: httpx.Response) -> bool:
-    """Worth retrying: 408, 429, 5xx, and rate limits disguised as 403 (Salesforce)."""
-    status = response.status_code
-    if status in (408, 429) or 500 <= status <= 599:
-        return True
-    return status == 403 and is_quota_error(status, _json(response))
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON object of ``response``; None when it is not JSON or not an object."""
+    body = json_body(response)
+    return body if isinstance(body, dict) else None
 
 
-def retry_delay(response: httpx.Response, *, now: float | None = None) -> float | None:
-    """Seconds the vendor asked us to wait; see :func:`~.ratelimit.vendor_delay`."""
-    return vendor_delay(response.status_code, response.headers, _json(response), now=now)
-
-
-def _first_error(items: list[Any]) -> str | None:
-    for item in items:
-        if isinstance(item, dict):
-            text = _dict_message(item)
-            if text:
-                return text
-        elif isinstance(item, str) and item:
-            return item
-    return None
-
-
-def _dict_message(body: dict[str, Any]) -> str | None:
-    code = body.get("errorCode") or body.get("code") or body.get("category")
-    title, detail = body.get("title"), body.get("detail")
-    text = body.get("message") or body.get("error_description")
-    if not text and title and detail:
-        text = f"{title}: {detail}"  # Mailchimp's problem+json
-    text = text or detail or title or body.get("error")
-    if not text and isinstance(body.get("errors"), list):
-        return _first_error(body["errors"])  # Intercom's error.list
-    if text and isinstance(text, str):
-        return f"{code}: {text}" if isinstance(code, str) and code not in text else text
-    return None
-
-
-def crm_message(response: httpx.Response) -> str:
-    """The CRM's own words about a failed call, shortened. Not yet redacted."""
-    body = _json(response)
-    text: str | None = None
-    if isinstance(body, dict):
-        text = _dict_message(body)
-    elif isinstance(body, list):
-        text = _first_error(body)  # Salesforce: [{"message", "errorCode"}]
-    if not text:
-        text = " ".join(response.text.split()) or response.reason_phrase
+def shorten(text: str) -> str:
+    """``text`` cut to what a reason should carry (300 characters)."""
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
-
-
-# -- failures -------------------------------------------------------------------------
-
-
-class CrmError(Exception):
-    """A CRM call that did not succeed, already redacted and worded for an operator.
-
-    ``transient`` errors (429, 5xx, network) are retried by the runner after
-    ``retry_after`` seconds (``None``: the runner's own backoff); others are permanent.
-    """
-
-    def __init__(
-        self,
-        *,
-        target: str,
-        method: str,
-        path: str,
-        status: int | None,
-        message: str,
-        transient: bool,
-        retry_after: float | None = None,
-        attempts: int = 1,
-    ) -> None:
-        self.target, self.method, self.path = target, method, path
-        self.status, self.message = status, message
-        self.transient, self.retry_after, self.attempts = transient, retry_after, attempts
-        super().__init__(self.reason)
-
-    @property
-    def reason(self) -> str:
-        what = f"HTTP {self.status}: " if self.status is not None else ""
-        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-        return f"{self.target}: {self.method} {self.path} -> {what}{self.message}{tries}"
-
-    @property
-    def outcome(self) -> Outcome:
-        """The outcome for each change this call was about."""
-        if self.transient:
-            return Outcome.retry(self.reason, self.retry_after)
-        return Outcome.failed(self.reason)
 
 
 class _Transient(Exception):
@@ -211,7 +83,12 @@ class HttpAdapter(Adapter):
     Subclasses set ``type_name``, ``config_model``, ``default_base_url`` (or override
     :meth:`vendor_base_url` when it depends on the config, e.g. Mailchimp's data centre),
     ``default_rate_limit``, and :meth:`auth_headers`; then implement ``apply`` with
-    :meth:`request`.
+    :meth:`request`. Hooks a vendor may override, each defaulting to plain HTTP:
+
+    - :meth:`auth_headers`, :meth:`default_headers`, :meth:`vendor_base_url`, :meth:`secrets`;
+    - :meth:`is_transient`: is a failed response worth retrying (408, 429, 5xx);
+    - :meth:`retry_delay`: how long the vendor asked us to wait (``Retry-After``);
+    - :meth:`error_message`: the vendor's own words about a failure.
     """
 
     config_model: ClassVar[type[TargetConfig]] = HttpTargetConfig
@@ -258,32 +135,71 @@ class HttpAdapter(Adapter):
                 found.append(value)
         return sorted(set(found), key=len, reverse=True)  # longest first: no partial leaks
 
+    def is_transient(self, response: httpx.Response) -> bool:
+        """Is this failed (non-2xx, not accepted) response worth retrying?
+
+        Plain HTTP: 408, 429 and 5xx. Override to add a vendor's disguised rate limit
+        (Salesforce answers 403 ``REQUEST_LIMIT_EXCEEDED``); call ``super()`` for the rest.
+        """
+        status = response.status_code
+        return status in (408, 429) or 500 <= status <= 599
+
+    def retry_delay(self, response: httpx.Response) -> float | None:
+        """Seconds the vendor asked us to wait before the next call; None if it did not say.
+
+        Called for transient responses only. Plain HTTP: ``Retry-After`` (seconds or an
+        HTTP date). Override to read a vendor's own signal (a reset header, a body field)
+        and fall back to ``super().retry_delay(response)``.
+        """
+        value = response.headers.get("retry-after")
+        return retry_after(value, time.time()) if value is not None else None
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The CRM's own words about a failed call, not yet redacted or shortened.
+
+        Plain HTTP: a JSON object's ``message`` (or ``error_description``, ``detail``,
+        ``title``, ``error``), else the body's text, else the status's reason phrase.
+        Override for a vendor's error shape, falling back to ``super()``.
+        """
+        body = json_object(response)
+        for key in _MESSAGE_KEYS:
+            text = body.get(key) if body else None
+            if isinstance(text, str) and text:
+                return text
+        return " ".join(response.text.split()) or response.reason_phrase
+
     # wiring ------------------------------------------------------------------------
 
+    @final
     @property
     def base_url(self) -> str:
         return self.config.base_url or self.vendor_base_url()
 
+    @final
     @property
     def rate_limit(self) -> RateLimit:
         override = self.config.rate_limit
         return override.over(self.default_rate_limit) if override else self.default_rate_limit
 
+    @final
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             raise RuntimeError(f"{self.name}: start() was not called")
         return self._client
 
+    @final
     @property
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
             raise RuntimeError(f"{self.name}: start() was not called")
         return self._limiter
 
+    @final
     def url(self, path: str) -> str:
         return join_url(self.base_url, path)
 
+    @final
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
 
@@ -307,6 +223,7 @@ class HttpAdapter(Adapter):
 
     # calls -------------------------------------------------------------------------
 
+    @final
     async def request(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """Send one call, paced and retried; return a 2xx (or ``accept``-ed) response.
 
@@ -356,12 +273,12 @@ class HttpAdapter(Adapter):
             raise _Transient(None, f"{type(exc).__name__}: {exc}".rstrip(": "), None) from exc
         if response.is_success or response.status_code in accept:
             return response
-        if is_transient(response):
-            delay = retry_delay(response)
+        if self.is_transient(response):
+            delay = self.retry_delay(response)
             if delay is not None:
                 self.limiter.pause_for(delay)  # everyone on this target backs off together
-            raise _Transient(response.status_code, crm_message(response), delay)
-        raise self.crm_error(method, path, response.status_code, crm_message(response), transient=False)
+            raise _Transient(response.status_code, self.crm_message(response), delay)
+        raise self.crm_error(method, path, response.status_code, self.crm_message(response), transient=False)
 
     def _should_stop(self, state: RetryCallState, deadline: float) -> bool:
         if state.attempt_number >= self.retry_attempts:
@@ -397,6 +314,7 @@ class HttpAdapter(Adapter):
         # The query can carry keys or emails; the path alone locates the call.
         return self.redact(httpx.URL(path).path if "://" in path else path.split("?", 1)[0])
 
+    @final
     def crm_error(
         self,
         method: str,
@@ -420,14 +338,22 @@ class HttpAdapter(Adapter):
             attempts=attempts,
         )
 
+    @final
+    @final
+    def crm_message(self, response: httpx.Response) -> str:
+        """:meth:`error_message`, shortened for a reason. Not yet redacted."""
+        return shorten(self.error_message(response))
+
+    @final
     def response_error(self, response: httpx.Response) -> CrmError:
         """A :class:`CrmError` for a response the adapter accepted but cannot use."""
         request = response.request
+        transient = self.is_transient(response)
         return self.crm_error(
             request.method,
             request.url.raw_path.decode("ascii"),
             response.status_code,
-            crm_message(response),
-            transient=is_transient(response),
-            retry_after=retry_delay(response) if is_transient(response) else None,
+            self.crm_message(response),
+            transient=transient,
+            retry_after=self.retry_delay(response) if transient else None,
         )

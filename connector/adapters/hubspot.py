@@ -9,18 +9,20 @@ one ``batch/upsert`` per 100 contacts to create (opt-in), and per list one idemp
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
-from connector.adapters.base import Change, OptionsError, Outcome
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message
-from connector.adapters.ratelimit import RateLimit
+from connector.adapters.change import Change, Outcome
+from connector.adapters.errors import CrmError, OptionsError
+from connector.adapters.http import HttpAdapter, json_object
+from connector.adapters.http_config import HttpTargetConfig, secret_check
+from connector.adapters.ledger import Ledger
+from connector.adapters.lru import LruCache
+from connector.adapters.ratelimit import DAILY_LIMIT_DELAY, RateLimit, seconds
 from connector.redact import mask_email
 
 __all__ = ["HubSpotAdapter", "HubSpotConfig"]
@@ -40,8 +42,6 @@ WRITABLE = ("MANUAL", "SNAPSHOT")
 #: email -> record id entries kept; HubSpot ids never change for a live contact
 ID_CACHE_SIZE = 50_000
 
-NO_EMAIL = "customer has no email; HubSpot contacts are matched by email"
-
 T = TypeVar("T")
 
 
@@ -51,31 +51,7 @@ class HubSpotConfig(HttpTargetConfig):
     token: SecretStr
     create_missing_contacts: bool = False
 
-    @field_validator("token")
-    @classmethod
-    def _token_is_set(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():  # an unset ${HUBSPOT_TOKEN} expands to ""
-            raise ValueError("token is empty: set the private app's access token (is the variable set?)")
-        return value
-
-
-@dataclass
-class _Batch:
-    """The changes of one ``apply`` call and their outcomes, filled in as they settle."""
-
-    changes: Sequence[Change]
-    outcomes: list[Outcome | None]
-
-    def settle(self, indices: Iterable[int], outcome: Outcome) -> None:
-        for i in indices:
-            if self.outcomes[i] is None:
-                self.outcomes[i] = outcome
-
-    def open(self) -> list[int]:
-        return [i for i, o in enumerate(self.outcomes) if o is None]
-
-    def result(self) -> list[Outcome]:
-        return [o or Outcome.retry("hubspot: change was not processed (adapter bug)") for o in self.outcomes]
+    _token_is_set = secret_check("token", "token is empty: set the private app's access token (is the variable set?)")
 
 
 class HubSpotAdapter(HttpAdapter):
@@ -93,7 +69,7 @@ class HubSpotAdapter(HttpAdapter):
 
     def __init__(self, name: str, config: Any, **kwargs: Any) -> None:
         super().__init__(name, config, **kwargs)
-        self._ids: OrderedDict[str, str] = OrderedDict()  # email -> record id (LRU)
+        self._ids: LruCache[str, str] = LruCache(ID_CACHE_SIZE)  # email -> record id
         self._list_names: dict[str, str] = {}  # list_name as written -> ILS list id
 
     # -- configuration -------------------------------------------------------------------
@@ -114,6 +90,17 @@ class HubSpotAdapter(HttpAdapter):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.token.get_secret_value()}"}
 
+    def retry_delay(self, response: httpx.Response) -> float | None:
+        """``Retry-After`` if given; else a 429's ``policyName``, as HubSpot sends no Retry-After."""
+        delay = super().retry_delay(response)
+        if delay is None and response.status_code == 429:
+            return _policy_delay(json_object(response), response.headers)
+        return delay
+
+    def error_message(self, response: httpx.Response) -> str:
+        """``{category}: {message}`` of HubSpot's error body."""
+        return _error_text(json_object(response)) or super().error_message(response)
+
     # -- check --online ------------------------------------------------------------------
 
     async def check_online(self, destinations: Sequence[Mapping[str, Any]] = ()) -> list[str]:
@@ -133,8 +120,8 @@ class HubSpotAdapter(HttpAdapter):
     # -- apply ---------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        batch = _Batch(changes, [None] * len(changes))
-        batch.settle([i for i, c in enumerate(changes) if not c.email], Outcome.skipped(NO_EMAIL))
+        batch = Ledger(self.name, changes)
+        batch.skip_without_email("HubSpot contacts are matched by email")
         lists = await self._resolve_lists(batch)
         records = await self._resolve_contacts(batch, batch.open())
         vanished = await self._write_lists(batch, lists, records)
@@ -142,13 +129,13 @@ class HubSpotAdapter(HttpAdapter):
             # HubSpot says these record ids no longer exist (deleted or merged since we
             # cached them): look the emails up afresh and try once more.
             for i in vanished:
-                self._ids.pop(_norm(changes[i].email), None)
+                self._ids.forget(_norm(changes[i].email))
             records = await self._resolve_contacts(batch, vanished)
             again = await self._write_lists(batch, lists, records)
             batch.settle(again, Outcome.skipped("contact vanished from HubSpot during the update (deleted or merged)"))
         return batch.result()
 
-    async def _resolve_lists(self, batch: _Batch) -> dict[int, str]:
+    async def _resolve_lists(self, batch: Ledger) -> dict[int, str]:
         """Change index -> ILS list id; changes whose list cannot be resolved are settled."""
         by_ref: dict[tuple[str, str], list[int]] = {}
         for i in batch.open():
@@ -163,9 +150,9 @@ class HubSpotAdapter(HttpAdapter):
             resolved.update((i, list_id) for i in indices)
         return resolved
 
-    async def _resolve_contacts(self, batch: _Batch, indices: Sequence[int]) -> dict[int, str]:
+    async def _resolve_contacts(self, batch: Ledger, indices: Sequence[int]) -> dict[int, str]:
         """Change index -> contact record id; missing contacts are created or settled."""
-        emails = {i: _norm(batch.changes[i].email) for i in indices if batch.outcomes[i] is None}
+        emails = {i: _norm(batch.changes[i].email) for i in indices if batch.is_open(i)}
         found, errors = await self._lookup(set(emails.values()))
         if self.config.create_missing_contacts:
             # Only adds create: a contact HubSpot never had is in no list to leave.
@@ -182,17 +169,17 @@ class HubSpotAdapter(HttpAdapter):
                 batch.settle([i], errors.get(email) or _missing(batch.changes[i]))
         return records
 
-    async def _write_lists(self, batch: _Batch, lists: Mapping[int, str], records: Mapping[int, str]) -> list[int]:
+    async def _write_lists(self, batch: Ledger, lists: Mapping[int, str], records: Mapping[int, str]) -> list[int]:
         """Apply membership per list, lists in parallel; return indices whose record vanished."""
         by_list: dict[str, list[int]] = {}
         for i in records:
-            if batch.outcomes[i] is None:
+            if batch.is_open(i):
                 by_list.setdefault(lists[i], []).append(i)
         done = await asyncio.gather(*(self._write_list(batch, lid, ix, records) for lid, ix in by_list.items()))
         return [i for vanished in done for i in vanished]
 
     async def _write_list(
-        self, batch: _Batch, list_id: str, indices: list[int], records: Mapping[int, str]
+        self, batch: Ledger, list_id: str, indices: list[int], records: Mapping[int, str]
     ) -> list[int]:
         vanished: list[int] = []
         # Removes first: if two groups mapped to this list disagree, the add wins and
@@ -215,11 +202,11 @@ class HubSpotAdapter(HttpAdapter):
 
     # -- HubSpot calls -------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, *, accept: Sequence[int] = (), **kwargs: Any) -> httpx.Response:
+    async def _call(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """``request`` that words 401/403 for an operator (token, missing scopes)."""
         response = await self.request(method, path, accept={401, 403, *accept}, **kwargs)
         if response.status_code in (401, 403):
-            message = _access_message(response)
+            message = self._access_message(response)
             raise self.crm_error(method, path, response.status_code, message, transient=False)
         return response
 
@@ -242,7 +229,7 @@ class HubSpotAdapter(HttpAdapter):
             label = f"list named {value!r}"
         response = await self._call("GET", path, accept={404})
         info = _json(response).get("list") if response.status_code == 200 else None
-        problem = _list_problem(info, label, crm_message(response))
+        problem = _list_problem(info, label, self.crm_message(response))
         if problem:
             raise self.crm_error("GET", path, response.status_code, problem, transient=False)
         assert info is not None
@@ -250,8 +237,8 @@ class HubSpotAdapter(HttpAdapter):
 
     async def _lookup(self, emails: set[str]) -> tuple[dict[str, str], dict[str, Outcome]]:
         """Record ids of existing contacts by email: cache first, then batch/read."""
-        found = {e: self._ids[e] for e in emails if e in self._ids}
-        self._remember(found)  # refreshes their place in the LRU
+        cached = {e: self._ids.get(e) for e in emails}  # a hit refreshes its place in the LRU
+        found = {e: record_id for e, record_id in cached.items() if record_id is not None}
         unknown = sorted(emails - found.keys())
         errors: dict[str, Outcome] = {}
         for part_found, part_errors in await asyncio.gather(*map(self._read, _chunks(unknown, BATCH_INPUTS))):
@@ -300,7 +287,7 @@ class HubSpotAdapter(HttpAdapter):
             if response.status_code == 404:
                 # A list resolved by name may have been recreated: look the name up again next time.
                 self._list_names = {n: i for n, i in self._list_names.items() if i != list_id}
-                message = f"HubSpot has no list {list_id} (deleted? check the mapping): {crm_message(response)}"
+                message = f"HubSpot has no list {list_id} (deleted? check the mapping): {self.crm_message(response)}"
                 raise self.crm_error("PUT", path, 404, message, transient=False)
             missing.update(str(x) for x in _json(response).get("recordIdsMissing") or ())
         return missing
@@ -316,7 +303,7 @@ class HubSpotAdapter(HttpAdapter):
                 continue
             text = f"{item.get('category', 'ERROR')}: {item.get('message', 'no message')}"
             first = first or text
-            context = item.get("context") if isinstance(item.get("context"), dict) else {}
+            context: dict[str, Any] = item["context"] if isinstance(item.get("context"), dict) else {}
             named = {_norm(str(x)) for key in ("ids", "id", "email") for x in context.get(key) or ()}
             outcome = self.crm_error("POST", path, 207, text, transient=False).outcome
             errors.update(dict.fromkeys(pending & named, outcome))
@@ -328,10 +315,17 @@ class HubSpotAdapter(HttpAdapter):
 
     def _remember(self, ids: Mapping[str, str]) -> None:
         for email, record_id in ids.items():
-            self._ids[email] = record_id
-            self._ids.move_to_end(email)
-        while len(self._ids) > ID_CACHE_SIZE:
-            self._ids.popitem(last=False)
+            self._ids.put(email, record_id)
+
+    def _access_message(self, response: httpx.Response) -> str:
+        said = self.crm_message(response)
+        if response.status_code == 401:
+            return f"the private app token was refused (revoked, rotated or mistyped; check token:): {said}"
+        scopes = _required_scopes(_json(response))
+        if scopes:
+            return (f"the private app lacks scope {' or '.join(scopes)}; add it in HubSpot "
+                    f"(Settings > Integrations > Private apps) and use the new token: {said}")  # fmt: skip
+        return f"the private app may not do this (scopes or permissions): {said}"
 
 
 # -- small pure helpers --------------------------------------------------------------
@@ -352,11 +346,28 @@ def _chunks(items: Sequence[T], size: int) -> list[list[T]]:
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    return json_object(response) or {}
+
+
+def _error_text(body: Mapping[str, Any] | None) -> str | None:
+    message, category = (body or {}).get("message"), (body or {}).get("category")
+    if not isinstance(message, str) or not message:
+        return None
+    return f"{category}: {message}" if isinstance(category, str) and category not in message else message
+
+
+def _policy_delay(body: Mapping[str, Any] | None, headers: httpx.Headers) -> float | None:
+    policy = (body or {}).get("policyName")
+    if not isinstance(policy, str):
+        return None
+    if policy == "DAILY":
+        return DAILY_LIMIT_DELAY
+    if policy == "SECONDLY":
+        return 1.0
+    # TEN_SECONDLY_ROLLING (and any other rolling window): wait one whole window, the
+    # only delay that guarantees it has emptied; HubSpot promises no Retry-After.
+    interval = seconds(headers.get("x-hubspot-ratelimit-interval-milliseconds", ""))
+    return interval / 1000.0 if interval else 10.0
 
 
 def _ids_by_email(results: Any, asked: Sequence[str]) -> dict[str, str]:
@@ -403,14 +414,3 @@ def _required_scopes(body: Mapping[str, Any]) -> list[str]:
             for scope in (context or {}).get(key) or ():
                 scopes[str(scope)] = None
     return list(scopes)
-
-
-def _access_message(response: httpx.Response) -> str:
-    said = crm_message(response)
-    if response.status_code == 401:
-        return f"the private app token was refused (revoked, rotated or mistyped; check token:): {said}"
-    scopes = _required_scopes(_json(response))
-    if scopes:
-        return (f"the private app lacks scope {' or '.join(scopes)}; add it in HubSpot "
-                f"(Settings > Integrations > Private apps) and use the new token: {said}")  # fmt: skip
-    return f"the private app may not do this (scopes or permissions): {said}"

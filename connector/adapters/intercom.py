@@ -24,7 +24,6 @@ import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -33,9 +32,15 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr, field_validator
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig, crm_message
-from connector.adapters.ratelimit import RateLimit
+from connector.adapters.base import TargetConfig
+from connector.adapters.change import Change, Outcome
+from connector.adapters.errors import CrmError
+from connector.adapters.http import HttpAdapter, json_object
+from connector.adapters.http_config import HttpTargetConfig, secret_check
+from connector.adapters.ledger import Ledger
+from connector.adapters.lru import LruCache
+from connector.adapters.options import tag_option
+from connector.adapters.ratelimit import RateLimit, seconds
 from connector.redact import mask_email
 
 __all__ = ["REGION_HOSTS", "IntercomAdapter", "IntercomConfig"]
@@ -65,13 +70,8 @@ class IntercomConfig(HttpTargetConfig):
     create_missing_contacts: bool = False
     contact_role: Literal["user", "lead"] = "user"
 
-    @field_validator("token")
-    @classmethod
-    def _check_token(cls, value: SecretStr) -> SecretStr:
-        # An unset ${INTERCOM_TOKEN} gives "", and a very short value would not be redacted.
-        if len(value.get_secret_value().strip()) < 8:
-            raise ValueError("token is empty or too short (is ${INTERCOM_TOKEN} set?)")
-        return value
+    # An unset ${INTERCOM_TOKEN} gives "", and a very short value would not be redacted.
+    _check_token = secret_check("token", "token is empty or too short (is ${INTERCOM_TOKEN} set?)", min_length=8)
 
     @field_validator("api_version")
     @classmethod
@@ -92,31 +92,6 @@ def _key(email: str) -> str:
     return email.strip().lower()
 
 
-class _ContactCache:
-    """email -> contacts. Bounded (LRU) and expiring, so a contact added later with the
-    same email (a user next to a cached lead) is seen within ``ttl`` seconds."""
-
-    def __init__(self, size: int = 20_000, ttl: float = 3600.0) -> None:
-        self.size, self.ttl = size, ttl
-        self._items: OrderedDict[str, tuple[float, tuple[_Contact, ...]]] = OrderedDict()
-
-    def get(self, email: str) -> tuple[_Contact, ...] | None:
-        entry = self._items.get(_key(email))
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        self._items.move_to_end(_key(email))
-        return entry[1]
-
-    def put(self, email: str, contacts: tuple[_Contact, ...]) -> None:
-        self._items[_key(email)] = (time.monotonic() + self.ttl, contacts)
-        self._items.move_to_end(_key(email))
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def forget(self, email: str) -> None:
-        self._items.pop(_key(email), None)
-
-
 def _contacts_in(body: Mapping[str, Any], email: str) -> tuple[_Contact, ...]:
     """The search result's contacts that really have ``email`` (compared case-blind)."""
     found = []
@@ -131,7 +106,7 @@ def _contact(item: Any) -> _Contact | None:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
         return None
     external = item.get("external_id")
-    role = item.get("role") if isinstance(item.get("role"), str) else "user"
+    role = item["role"] if isinstance(item.get("role"), str) else "user"
     return _Contact(item["id"], role, external if isinstance(external, str) and external else None)
 
 
@@ -142,11 +117,25 @@ def _best_matches(contacts: Sequence[_Contact], external_id: str | None) -> Sequ
     return same or users or contacts
 
 
-def _missing(response: httpx.Response) -> Stale:
-    """What a tag call's 404 is about: Intercom says "User Not Found" for the contact and
-    "Resource Not Found" for the tag (both with code ``not_found``)."""
-    text = crm_message(response).lower()
-    return "contact" if "user" in text or "contact" in text else "tag"
+def _error_text(body: Mapping[str, Any] | None) -> str | None:
+    """``{code}: {message}`` of the first error of Intercom's ``error.list``."""
+    for item in (body or {}).get("errors") or ():
+        message = item.get("message") if isinstance(item, dict) else item
+        if isinstance(message, str) and message:
+            code = item.get("code") if isinstance(item, dict) else None
+            return f"{code}: {message}" if isinstance(code, str) and code not in message else message
+    return None
+
+
+def _reset_delay(value: str, now: float) -> float | None:
+    """Seconds until ``X-RateLimit-Reset``: epoch seconds (or milliseconds)."""
+    stamp = seconds(value)
+    if stamp is None:
+        return None
+    if stamp > 1e12:  # epoch milliseconds
+        stamp /= 1000.0
+    # Intercom sends epoch seconds; a small number can only mean "seconds from now".
+    return max(0.0, stamp - now) if stamp > 1e9 else max(0.0, stamp)
 
 
 class IntercomAdapter(HttpAdapter):
@@ -162,20 +151,16 @@ class IntercomAdapter(HttpAdapter):
 
     def __init__(self, name: str, config: TargetConfig, **kwargs: Any) -> None:
         super().__init__(name, config, **kwargs)
-        self._contacts = _ContactCache()
+        # email -> contacts; expiring, so a contact added later with the same email (a
+        # user next to a cached lead) is seen within the hour
+        self._contacts: LruCache[str, tuple[_Contact, ...]] = LruCache(20_000, ttl=3600.0)
         self._tag_ids: dict[str, str] = {}
         self._tag_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
-        if set(options) != {"tag"}:
-            raise OptionsError("intercom needs exactly one option: tag: <tag name>")
-        tag = options["tag"]
-        if not isinstance(tag, str) or not tag.strip():
-            raise OptionsError("tag must be a tag name (quote names that look like numbers)")
-        if tag != tag.strip():
-            raise OptionsError(f"tag {tag!r} has leading or trailing spaces")
-        return {"tag": tag}
+        # Intercom keeps surrounding spaces as part of the name: refuse them, not trim.
+        return {"tag": tag_option(cls.type_name, options, trim=False)}
 
     def vendor_base_url(self) -> str:
         return REGION_HOSTS[self.config.region]
@@ -185,6 +170,24 @@ class IntercomAdapter(HttpAdapter):
 
     def default_headers(self) -> dict[str, str]:
         return {"Intercom-Version": self.config.api_version}
+
+    def retry_delay(self, response: httpx.Response) -> float | None:
+        """``Retry-After`` if given, else ``X-RateLimit-Reset`` (epoch seconds)."""
+        delay = super().retry_delay(response)
+        reset = response.headers.get("x-ratelimit-reset")
+        if delay is None and reset is not None:
+            return _reset_delay(reset, time.time())
+        return delay
+
+    def error_message(self, response: httpx.Response) -> str:
+        """``{code}: {message}`` of Intercom's ``error.list`` body."""
+        return _error_text(json_object(response)) or super().error_message(response)
+
+    def _missing(self, response: httpx.Response) -> Stale:
+        """What a tag call's 404 is about: Intercom says "User Not Found" for the contact and
+        "Resource Not Found" for the tag (both with code ``not_found``)."""
+        text = self.crm_message(response).lower()
+        return "contact" if "user" in text or "contact" in text else "tag"
 
     # -- check --online -------------------------------------------------------------
 
@@ -196,7 +199,7 @@ class IntercomAdapter(HttpAdapter):
         except CrmError as error:
             hint = " (check the token, and that region/base_url is the workspace's region)"
             return [error.reason + (hint if error.status == 401 else "")]
-        app = me.get("app") if isinstance(me.get("app"), dict) else {}
+        app: dict[str, Any] = me["app"] if isinstance(me.get("app"), dict) else {}
         logger.info(
             "%s: token works for workspace %r (%s, region %s)",
             self.name,
@@ -219,18 +222,17 @@ class IntercomAdapter(HttpAdapter):
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
         """Different people concurrently (the limiter keeps the pace); one person's
         changes one after another, so the first lookup serves the rest."""
-        outcomes: list[Outcome] = [Outcome.skipped("customer has no email")] * len(changes)
+        batch = Ledger(self.name, changes)
         people: dict[str, list[int]] = {}
-        for index, change in enumerate(changes):
-            if change.email and change.email.strip():
-                people.setdefault(_key(change.email), []).append(index)
+        for index in batch.skip_without_email():
+            people.setdefault(_key(str(changes[index].email)), []).append(index)
 
         async def run(indexes: list[int]) -> None:
             for index in indexes:
-                outcomes[index] = await self._apply_one(changes[index])
+                batch.settle([index], await self._apply_one(changes[index]))
 
         await asyncio.gather(*(run(indexes) for indexes in people.values()))
-        return outcomes
+        return batch.result()
 
     async def _apply_one(self, change: Change) -> Outcome:
         try:
@@ -264,7 +266,7 @@ class IntercomAdapter(HttpAdapter):
         else:
             stale = await self._detach(contacts, tag_id)
         if stale == "contact":
-            self._contacts.forget(email)
+            self._contacts.forget(_key(email))
         elif stale == "tag":
             self._tag_ids.pop(tag.casefold(), None)
         return None if stale else Outcome.done()
@@ -274,7 +276,7 @@ class IntercomAdapter(HttpAdapter):
             path = f"/contacts/{quote(contact.id, safe='')}/tags"
             response = await self.request("POST", path, json={"id": tag_id}, accept={404})
             if response.status_code == 404:
-                return _missing(response)
+                return self._missing(response)
         return None
 
     async def _detach(self, contacts: Sequence[_Contact], tag_id: str) -> Stale | None:
@@ -282,7 +284,7 @@ class IntercomAdapter(HttpAdapter):
             path = f"/contacts/{quote(contact.id, safe='')}/tags/{quote(tag_id, safe='')}"
             response = await self.request("DELETE", path, accept={404})
             # A 404 about the tag means it is not on this contact: already as wanted.
-            if response.status_code == 404 and _missing(response) == "contact":
+            if response.status_code == 404 and self._missing(response) == "contact":
                 return "contact"
         return None
 
@@ -299,12 +301,12 @@ class IntercomAdapter(HttpAdapter):
             return self._tag_ids[key]
 
     async def _find(self, email: str) -> tuple[_Contact, ...]:
-        cached = self._contacts.get(email)
+        cached = self._contacts.get(_key(email))
         if cached is not None:
             return cached
         found = await self._search(email)
         if found:  # absence is not cached: the contact may be created any moment
-            self._contacts.put(email, found)
+            self._contacts.put(_key(email), found)
         return found
 
     async def _search(self, email: str) -> tuple[_Contact, ...]:
@@ -329,14 +331,14 @@ class IntercomAdapter(HttpAdapter):
             contact = _contact(self._body(response))
             if contact is None:
                 raise self._unusable(response, "answer has no contact id")
-            self._contacts.put(email, (contact,))
+            self._contacts.put(_key(email), (contact,))
             return (contact,)
-        message = self.redact(crm_message(response))
+        message = self.redact(self.crm_message(response))
         if "archived" in message.lower():
             return Outcome.skipped(f"{mask_email(email)} is archived in Intercom: unarchive the contact to sync it")
         found = await self._search(email)
         if found:
-            self._contacts.put(email, found)
+            self._contacts.put(_key(email), found)
             return found
         clash = f", or another contact has external_id {body['external_id']!r}" if "external_id" in body else ""
         return Outcome.retry(
@@ -349,11 +351,8 @@ class IntercomAdapter(HttpAdapter):
 
     def _body(self, response: httpx.Response) -> dict[str, Any]:
         """The JSON object of a 2xx; an unreadable one is a proxy's or a blip: transient."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if body is None:
             raise self._unusable(response, "answer is not a JSON object")
         return body
 

@@ -21,10 +21,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+import httpx
 from pydantic import SecretStr, field_validator, model_validator
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
+from connector.adapters.base import TargetConfig
+from connector.adapters.change import Change, Outcome
+from connector.adapters.errors import CrmError
+from connector.adapters.http import HttpAdapter, json_object
+from connector.adapters.http_config import HttpTargetConfig, secret_check
+from connector.adapters.ledger import Ledger
+from connector.adapters.options import tag_option
 from connector.adapters.ratelimit import RateLimit
 from connector.redact import mask_email
 
@@ -59,13 +65,7 @@ class MailchimpConfig(HttpTargetConfig):
     create_missing_contacts: bool = False
     status_if_new: StatusIfNew | None = None
 
-    @field_validator("api_key")
-    @classmethod
-    def _key_not_empty(cls, value: SecretStr) -> SecretStr:
-        # An unset ${VAR} expands to "": say so rather than fail later with a 401.
-        if not value.get_secret_value().strip():
-            raise ValueError("api_key is empty (is the environment variable set?)")
-        return value
+    _key_not_empty = secret_check("api_key", "api_key is empty (is the environment variable set?)")
 
     @field_validator("audience_id")
     @classmethod
@@ -120,10 +120,7 @@ class MailchimpAdapter(HttpAdapter):
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
-        tag = options.get("tag")
-        if set(options) != {"tag"} or not isinstance(tag, str) or not tag.strip():
-            raise OptionsError("mailchimp needs exactly one option: tag: <tag name>")
-        return {"tag": tag.strip()}
+        return {"tag": tag_option(cls.type_name, options, trim=True)}
 
     def vendor_base_url(self) -> str:
         return f"https://{data_centre(self.config.api_key.get_secret_value())}.api.mailchimp.com"
@@ -132,6 +129,14 @@ class MailchimpAdapter(HttpAdapter):
         # HTTP Basic with any user name and the key as the password, as Mailchimp documents.
         pair = f"plain-crm-sync:{self.config.api_key.get_secret_value()}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+
+    def error_message(self, response: httpx.Response) -> str:
+        """Mailchimp's Problem Detail documents: ``{title}: {detail}``."""
+        body = json_object(response) or {}
+        title, detail = body.get("title"), body.get("detail")
+        if isinstance(title, str) and isinstance(detail, str) and title and detail:
+            return f"{title}: {detail}"
+        return super().error_message(response)
 
     @property
     def _audience(self) -> str:
@@ -174,36 +179,32 @@ class MailchimpAdapter(HttpAdapter):
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
         """One tags call per member (all of that member's changes); members run concurrently."""
-        outcomes: list[Outcome | None] = [None] * len(changes)
+        batch = Ledger(self.name, changes)
         members: dict[str, list[int]] = {}
-        for index, change in enumerate(changes):
-            if not change.email or not change.email.strip():
-                outcomes[index] = Outcome.skipped("customer has no email")
-            else:
-                members.setdefault(subscriber_hash(change.email), []).append(index)
+        for index in batch.skip_without_email():
+            members.setdefault(subscriber_hash(str(changes[index].email)), []).append(index)
         results = await asyncio.gather(
             *(self._apply_member(h, [changes[i] for i in idx]) for h, idx in members.items())
         )
         for indexes, member_outcomes in zip(members.values(), results, strict=False):
             for index, outcome in zip(indexes, member_outcomes, strict=False):
-                outcomes[index] = outcome
-        return [o if o is not None else Outcome.retry("internal: no outcome") for o in outcomes]
+                batch.settle([index], outcome)
+        return batch.result()
 
     async def _apply_member(self, member: str, changes: list[Change]) -> list[Outcome]:
         """Send this member's changes in event order; one call unless a tag repeats."""
         order = sorted(range(len(changes)), key=lambda i: changes[i].event_time or "")
-        outcomes: list[Outcome | None] = [None] * len(changes)
+        ledger = Ledger(self.name, changes)
         for round_ in _rounds([changes[i] for i in order], order):
-            if any(o is not None and o.kind in ("retry", "failed") for o in outcomes):
+            if any(o is not None and o.kind in ("retry", "failed") for o in map(ledger.outcome, order)):
                 # Sending a later change before an earlier one went through could leave the
                 # older state in place once the earlier one is retried.
-                for i in round_:
-                    outcomes[i] = Outcome.retry("waiting for an earlier change of this member")
+                ledger.settle(round_, Outcome.retry("waiting for an earlier change of this member"))
                 continue
             sent = await self._send_tags(member, [changes[i] for i in round_])
             for i, outcome in zip(round_, sent, strict=False):
-                outcomes[i] = outcome
-        return [o or Outcome.retry("internal: no outcome") for o in outcomes]
+                ledger.settle([i], outcome)
+        return ledger.result()
 
     async def _send_tags(self, member: str, changes: list[Change]) -> list[Outcome]:
         path = f"/3.0/lists/{self._audience}/members/{member}/tags"

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from connector.adapters.errors import Throttled
 
 #: seconds a timer may fire early without the limiter noticing (far below any latency)
 _TIMER_SLACK = 1e-6
@@ -31,8 +31,8 @@ __all__ = [
     "RateLimit",
     "RateLimiter",
     "Throttled",
-    "is_quota_error",
-    "vendor_delay",
+    "retry_after",
+    "seconds",
 ]
 
 
@@ -52,17 +52,6 @@ class RateLimit(BaseModel):
     def over(self, default: RateLimit) -> RateLimit:
         """``default`` with only the fields the operator actually wrote replaced."""
         return default.model_copy(update=self.model_dump(exclude_unset=True))
-
-
-class Throttled(Exception):
-    """Admission would have to wait longer than the caller allows (the CRM asked to pause).
-
-    ``retry_after`` is how long the pause still lasts, in seconds.
-    """
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited for another {retry_after:.1f}s")
-        self.retry_after = retry_after
 
 
 class RateLimiter:
@@ -155,79 +144,29 @@ class RateLimiter:
 
 # -- what vendors say about their limits ---------------------------------------------
 
-#: For quotas that reset on a daily clock we cannot see (HubSpot DAILY, Salesforce
-#: TotalRequests): check back in an hour rather than hammer or give up.
+#: For quotas that reset on a daily clock we cannot see (HubSpot's DAILY, for one):
+#: check back in an hour rather than hammer or give up.
 DAILY_LIMIT_DELAY = 3600.0
 
 
-def is_quota_error(status: int, body: Any) -> bool:
-    """Salesforce answers its API limits with 403 ``REQUEST_LIMIT_EXCEEDED``, not 429."""
-    return (
-        status == 403
-        and isinstance(body, list)
-        and any(isinstance(e, dict) and e.get("errorCode") == "REQUEST_LIMIT_EXCEEDED" for e in body)
-    )
-
-
-def vendor_delay(status: int, headers: Mapping[str, str], body: Any, *, now: float | None = None) -> float | None:
-    """Seconds a vendor asked us to wait before the next call; None if it did not say.
-
-    ``headers`` must look names up case-insensitively (``httpx.Headers`` does); ``body``
-    is the decoded JSON or None; ``now`` is wall-clock epoch seconds. In order:
-    ``Retry-After`` (seconds or HTTP date), ``X-RateLimit-Reset`` (Intercom: epoch
-    seconds), HubSpot's 429 ``policyName``, Salesforce's ``REQUEST_LIMIT_EXCEEDED``.
-    """
-    now = time.time() if now is None else now
-    for name, parse in (("retry-after", _retry_after), ("x-ratelimit-reset", _reset)):
-        value = headers.get(name)
-        delay = parse(value, now) if value is not None else None
-        if delay is not None:
-            return delay
-    if status == 429:
-        return _hubspot_delay(body, headers)
-    if is_quota_error(status, body):
-        texts = " ".join(str(e.get("message", "")) for e in body if isinstance(e, dict))
-        return DAILY_LIMIT_DELAY if "TotalRequests" in texts else None
-    return None
-
-
-def _seconds(value: str) -> float | None:
+def seconds(value: str) -> float | None:
+    """A header's number of seconds (``"2"``, ``"0.5"``); None if it is not a number."""
     try:
         return float(value.strip())
     except ValueError:
         return None
 
 
-def _retry_after(value: str, now: float) -> float | None:
-    seconds = _seconds(value)
-    if seconds is not None:
-        return max(0.0, seconds)
+def retry_after(value: str, now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (RFC 9110: seconds or an HTTP date).
+
+    ``now`` is wall-clock epoch seconds; a date in the past means "now" (0).
+    """
+    delay = seconds(value)
+    if delay is not None:
+        return max(0.0, delay)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def _reset(value: str, now: float) -> float | None:
-    stamp = _seconds(value)
-    if stamp is None:
-        return None
-    if stamp > 1e12:  # epoch milliseconds
-        stamp /= 1000.0
-    # Intercom sends epoch seconds; a small number can only mean "seconds from now".
-    return max(0.0, stamp - now) if stamp > 1e9 else max(0.0, stamp)
-
-
-def _hubspot_delay(body: Any, headers: Mapping[str, str]) -> float | None:
-    policy = body.get("policyName") if isinstance(body, dict) else None
-    if not isinstance(policy, str):
-        return None
-    if policy == "DAILY":
-        return DAILY_LIMIT_DELAY
-    if policy == "SECONDLY":
-        return 1.0
-    # TEN_SECONDLY_ROLLING (and any other rolling window): wait one whole window, the
-    # only delay that guarantees it has emptied; HubSpot promises no Retry-After.
-    interval = _seconds(headers.get("x-hubspot-ratelimit-interval-milliseconds", ""))
-    return interval / 1000.0 if interval else 10.0

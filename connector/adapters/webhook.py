@@ -21,8 +21,11 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
+from connector.adapters.base import TargetConfig
+from connector.adapters.change import Change, Outcome
+from connector.adapters.errors import CrmError, OptionsError
+from connector.adapters.http import HttpAdapter
+from connector.adapters.http_config import HttpTargetConfig, secret_check
 from connector.adapters.ratelimit import RateLimit
 
 __all__ = ["SIGNATURE_HEADER", "WebhookAdapter", "WebhookConfig", "sign"]
@@ -56,13 +59,8 @@ class WebhookConfig(HttpTargetConfig):
             raise ValueError("put credentials in headers:, not in the url")
         return value
 
-    @field_validator("secret")
-    @classmethod
-    def _check_secret(cls, value: SecretStr) -> SecretStr:
-        # An unset ${VAR} gives "", and a short secret is guessable.
-        if len(value.get_secret_value()) < 8:
-            raise ValueError("secret must be at least 8 characters")
-        return value
+    # An unset ${VAR} gives "", and a short secret is guessable.
+    _check_secret = secret_check("secret", "secret must be at least 8 characters", min_length=8)
 
 
 class WebhookAdapter(HttpAdapter):

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.limits import WindowLimit
-from connector.testing.fakes.server import FakeServer, Receive, Scope, Send
+from connector.testing.fakes.server import FakeServer, Message, Receive, Scope, Send
 
 __all__ = ["ALL_SCOPES", "FakeHubSpot"]
 
@@ -159,7 +159,7 @@ class FakeHubSpot(FakeServer):
         await super().__call__(scope, receive, send)
 
     def _with_limit_headers(self, send: Send) -> Send:
-        async def wrapped(message: dict[str, Any]) -> None:
+        async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start" and self.rate_limit is not None:
                 limit = self.rate_limit
                 used = len(limit._arrivals)  # no public count on WindowLimit yet
@@ -174,13 +174,16 @@ class FakeHubSpot(FakeServer):
 
         return wrapped
 
+    def refuse(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return _error(401, "Authentication credentials not found. This API supports OAuth 2.0 "
+                               "authentication.", "INVALID_AUTHENTICATION")  # fmt: skip
+        return None
+
     def _guard(self, scope: str, handler: Handler) -> Handler:
-        """Token, scope and JSON content type, checked the way HubSpot answers them."""
+        """Scope and JSON content type (after the token, :meth:`refuse`), as HubSpot answers them."""
 
         async def guarded(request: Request) -> Response:
-            if request.headers.get("authorization") != f"Bearer {self.token}":
-                return _error(401, "Authentication credentials not found. This API supports OAuth 2.0 "
-                                   "authentication.", "INVALID_AUTHENTICATION")  # fmt: skip
             if scope not in self.scopes:
                 detail = [{"message": "One or more of the following scopes are required.",
                            "context": {"requiredGranularScopes": [scope]}}]  # fmt: skip
@@ -218,11 +221,8 @@ class FakeHubSpot(FakeServer):
         return JSONResponse(body)
 
     async def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]] | Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        inputs = body.get("inputs") if isinstance(body, dict) else None
+        body = await self.json_object(request) or {}
+        inputs = body.get("inputs")
         if not isinstance(inputs, list) or not all(isinstance(i, dict) and "id" in i for i in inputs):
             return self.error_response(400, "Invalid input JSON: 'inputs' must be a list of objects with an 'id'")
         if len(inputs) > 100:
@@ -298,10 +298,7 @@ class FakeHubSpot(FakeServer):
         if definition["processingType"] not in ("MANUAL", "SNAPSHOT"):
             return self.error_response(400, f"List {list_id} is {definition['processingType']}; "
                                             "only MANUAL or SNAPSHOT lists can be updated")  # fmt: skip
-        try:
-            ids = await request.json()
-        except ValueError:
-            ids = None
+        ids = await self.json_body(request)
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             return self.error_response(400, "Invalid input JSON: expected an array of record id strings")
         existing = {r["id"] for r in self.contacts.values()}

@@ -183,25 +183,22 @@ class FakeIntercom(FakeServer):
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/me", self._guard(self.me), methods=["GET"]),
-            Route("/tags", self._guard(self.create_tag), methods=["POST"]),
-            Route("/contacts", self._guard(self.create_contact), methods=["POST"]),
-            Route("/contacts/search", self._guard(self.search), methods=["POST"]),
-            Route("/contacts/{contact_id}/tags", self._guard(self.attach), methods=["POST"]),
-            Route("/contacts/{contact_id}/tags/{tag_id}", self._guard(self.detach), methods=["DELETE"]),
+            Route("/me", self.me, methods=["GET"]),
+            Route("/tags", self.create_tag, methods=["POST"]),
+            Route("/contacts", self.create_contact, methods=["POST"]),
+            Route("/contacts/search", self.search, methods=["POST"]),
+            Route("/contacts/{contact_id}/tags", self.attach, methods=["POST"]),
+            Route("/contacts/{contact_id}/tags/{tag_id}", self.detach, methods=["DELETE"]),
         ]
 
     # -- routes --------------------------------------------------------------------------
 
-    def _guard(self, handler: Any) -> Any:
-        async def guarded(request: Request) -> Response:
-            if request.headers.get("authorization") != f"Bearer {self.token}":
-                return self.error_response(401, "Access Token Invalid")
-            if not _VERSION.fullmatch(request.headers.get("intercom-version", "")):
-                return self.error_response(400, "The requested version could not be found", "intercom_version_invalid")
-            return await handler(request)
-
-        return guarded
+    def refuse(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return self.error_response(401, "Access Token Invalid")
+        if not _VERSION.fullmatch(request.headers.get("intercom-version", "")):
+            return self.error_response(400, "The requested version could not be found", "intercom_version_invalid")
+        return None
 
     async def me(self, request: Request) -> Response:
         return JSONResponse(
@@ -225,7 +222,7 @@ class FakeIntercom(FakeServer):
         )
 
     async def create_tag(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await self.json_body(request)
         name = body.get("name") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name.strip() or set(body) - {"name"}:
             return self.error_response(400, "invalid tag parameters")
@@ -233,7 +230,7 @@ class FakeIntercom(FakeServer):
         return JSONResponse({"type": "tag", "id": tag_id, "name": self.tags[tag_id]})
 
     async def search(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await self.json_body(request)
         query = body.get("query") if isinstance(body, dict) else None
         if not (
             isinstance(query, dict)
@@ -249,7 +246,7 @@ class FakeIntercom(FakeServer):
         return JSONResponse({"type": "list", "data": data, "total_count": len(data), "pages": pages})
 
     async def create_contact(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await self.json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("email"), str):
             return self.error_response(400, "email or external_id is required")
         if body.get("role", "user") not in ("user", "lead"):
@@ -273,7 +270,7 @@ class FakeIntercom(FakeServer):
         return JSONResponse(contact.as_json(self.workspace_id))
 
     async def attach(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await self.json_body(request)
         contact = self._live(request.path_params["contact_id"])
         if contact is None:
             return self.error_response(404, "User Not Found")
@@ -317,10 +314,3 @@ class FakeIntercom(FakeServer):
             "applied_at": int(time.time()),
             "applied_by": {"type": "admin", "id": "991267459"},
         }
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        return None

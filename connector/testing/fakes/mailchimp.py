@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from connector.testing.fakes.server import FakeServer
+from connector.testing.fakes.server import FakeServer, Receive, Scope, Send
 
 __all__ = ["FakeMailchimp", "FakeMember"]
 
@@ -116,7 +116,7 @@ class FakeMailchimp(FakeServer):
         found = self.member(audience, email)
         return set(found.tags) if found else set()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -166,7 +166,7 @@ class FakeMailchimp(FakeServer):
             Route("/{rest:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
-    def _auth_error(self, request: Request) -> Response | None:
+    def refuse(self, request: Request) -> Response | None:
         given = request.headers.get("authorization", "")
         scheme, _, value = given.partition(" ")
         if not value:
@@ -188,11 +188,9 @@ class FakeMailchimp(FakeServer):
         return self.error_response(404, "The requested resource could not be found.")
 
     async def _ping(self, request: Request) -> Response:
-        return self._auth_error(request) or JSONResponse({"health_status": "Everything's Chimpy!"})
+        return JSONResponse({"health_status": "Everything's Chimpy!"})
 
     async def _list(self, request: Request) -> Response:
-        if denied := self._auth_error(request):
-            return denied
         list_id = request.path_params["list_id"]
         with self._state:
             members = self.audiences.get(list_id)
@@ -205,10 +203,8 @@ class FakeMailchimp(FakeServer):
         return JSONResponse(body)
 
     async def _put_member(self, request: Request) -> Response:
-        if denied := self._auth_error(request):
-            return denied
         list_id, member_hash = request.path_params["list_id"], request.path_params["hash"]
-        body = await _json_object(request)
+        body = await self.json_object(request)
         if body is None:
             return self.error_response(400, "We encountered an unspecified JSON parsing error.")
         email, status = body.get("email_address"), body.get("status_if_new")
@@ -225,10 +221,8 @@ class FakeMailchimp(FakeServer):
             return JSONResponse(existing.as_json(list_id))
 
     async def _tags(self, request: Request) -> Response:
-        if denied := self._auth_error(request):
-            return denied
         list_id, member_hash = request.path_params["list_id"], request.path_params["hash"]
-        body = await _json_object(request)
+        body = await self.json_object(request)
         tags = body.get("tags") if body else None
         if not isinstance(tags, list) or not all(_is_tag(t) for t in tags):
             return self.error_response(
@@ -250,15 +244,7 @@ class FakeMailchimp(FakeServer):
         return Response(status_code=204)
 
     async def _unknown(self, request: Request) -> Response:
-        return self._auth_error(request) or self._not_found()
-
-
-async def _json_object(request: Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+        return self._not_found()
 
 
 def _is_tag(tag: Any) -> bool:

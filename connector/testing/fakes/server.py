@@ -38,18 +38,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
+from starlette.types import Message, Receive, Scope, Send
 
 from connector.testing.fakes.limits import ConcurrencyLimit, WindowLimit
 from connector.testing.fakes.log import RecordedRequest, RequestLog, _matches
 from connector.testing.fakes.runner import serve_app
 
-__all__ = ["DROP", "FakeServer", "Faults"]
-
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
+__all__ = ["DROP", "FakeServer", "Faults", "Message", "Receive", "Scope", "Send"]
 
 
 class _Drop:
@@ -133,6 +131,26 @@ class FakeServer:
     def error_response(self, status: int, message: str) -> Response:
         """An error in the vendor's shape, carrying ``message``."""
         return JSONResponse({"message": message}, status_code=status)
+
+    def refuse(self, request: Request) -> Response | None:
+        """The vendor's answer to a request its routes must not see (bad credentials,
+        a missing version header); None to let it through. Checked before every route,
+        after scripted and random trouble; only the headers are read."""
+        return None
+
+    @staticmethod
+    async def json_body(request: Request) -> Any:
+        """The request's decoded JSON body; None when it is not JSON."""
+        try:
+            return await request.json()
+        except ValueError:
+            return None
+
+    @classmethod
+    async def json_object(cls, request: Request) -> dict[str, Any] | None:
+        """The request's JSON object; None when it is not JSON or not an object."""
+        body = await cls.json_body(request)
+        return body if isinstance(body, dict) else None
 
     # -- arranging trouble ---------------------------------------------------------------
 
@@ -221,6 +239,7 @@ class FakeServer:
             if isinstance(answer, _Drop):
                 await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
                 raise _DroppedConnection()
+            answer = answer or self.refuse(Request(scope))
             await (answer or self._app)(scope, _replay(body, receive), _capture_status(send, record))
         finally:
             if entered and self.concurrency:
@@ -273,7 +292,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     """Hand the already-read body to the app once, then the real channel (disconnects)."""
     sent = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> Message:
         nonlocal sent
         if sent:
             return await receive()
@@ -284,7 +303,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _capture_status(send: Send, record: RecordedRequest) -> Send:
-    async def wrapped(message: dict[str, Any]) -> None:
+    async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             record.status = message["status"]
         await send(message)

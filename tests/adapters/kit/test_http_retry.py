@@ -13,7 +13,7 @@ import pytest
 import respx
 from connector.adapters.http import CrmError
 
-from tests.adapters.probe import BASE, ProbeAdapter, outcome_of, reply, vnow, with_probe
+from tests.adapters.kit.probe import BASE, ProbeAdapter, outcome_of, reply, vnow, with_probe
 
 
 def calls_at(times: list[float], *responses: Any) -> Any:
@@ -117,25 +117,28 @@ def test_intercom_reset_epoch_is_honoured() -> None:
         mock.get("/things").mock(
             side_effect=calls_at(times, reply(429, headers={"X-RateLimit-Reset": reset}), reply(200))
         )
-        with_probe(outcome_of)
+        with_probe(outcome_of, vendor="intercom")
     assert 4.0 - 0.1 <= times[1] - times[0] <= 5.0
 
 
 @pytest.mark.parametrize(
-    "response, delay",
+    "vendor, response, delay",
     [
-        (reply(429, headers={"Retry-After": "120"}), 120.0),
-        (reply(429, headers={"X-RateLimit-Reset": "{epoch+600}"}), 600.0),
-        (reply(429, headers={"Retry-After": "{date+900}"}), 900.0),
-        (reply(429, json={"status": "error", "policyName": "DAILY", "errorType": "RATE_LIMIT"}), 3600.0),
+        (None, reply(429, headers={"Retry-After": "120"}), 120.0),
+        ("intercom", reply(429, headers={"X-RateLimit-Reset": "{epoch+600}"}), 600.0),
+        (None, reply(429, headers={"Retry-After": "{date+900}"}), 900.0),
+        ("hubspot", reply(429, json={"status": "error", "policyName": "DAILY", "errorType": "RATE_LIMIT"}), 3600.0),
         (
+            "salesforce",
             reply(403, json=[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
             3600.0,
         ),
     ],
     ids=["retry-after", "x-ratelimit-reset", "http-date", "hubspot-daily", "salesforce-daily"],
 )
-def test_delay_beyond_the_budget_becomes_retry_outcome_at_once(response: httpx.Response, delay: float) -> None:
+def test_delay_beyond_the_budget_becomes_retry_outcome_at_once(
+    vendor: str | None, response: httpx.Response, delay: float
+) -> None:
     now = time.time()
     for name, value in list(response.headers.items()):
         if value == "{epoch+600}":
@@ -144,7 +147,7 @@ def test_delay_beyond_the_budget_becomes_retry_outcome_at_once(response: httpx.R
             response.headers[name] = email.utils.formatdate(now + 900, usegmt=True)
     with respx.mock(base_url=BASE) as mock:
         route = mock.get("/things").mock(return_value=response)
-        error = with_probe(outcome_of)
+        error = with_probe(outcome_of, vendor=vendor)
     assert route.call_count == 1, "a long vendor delay is the runner's to wait"
     assert isinstance(error, CrmError) and error.transient
     outcome = error.outcome
@@ -169,7 +172,7 @@ def test_hubspot_rolling_window_waits_one_interval() -> None:
     )
     with respx.mock(base_url=BASE) as mock:
         mock.get("/things").mock(return_value=limited)
-        error = with_probe(outcome_of)  # 10 s is the whole default budget
+        error = with_probe(outcome_of, vendor="hubspot")  # 10 s is the whole default budget
     assert isinstance(error, CrmError) and error.retry_after == 10.0
     assert "ten_secondly_rolling" in error.reason
 
@@ -179,7 +182,7 @@ def test_hubspot_rolling_window_waits_one_interval() -> None:
         original = ProbeAdapter.retry_budget_seconds
         ProbeAdapter.retry_budget_seconds = 30.0
         try:
-            result = with_probe(outcome_of)
+            result = with_probe(outcome_of, vendor="hubspot")
         finally:
             ProbeAdapter.retry_budget_seconds = original
     assert isinstance(result, httpx.Response)
@@ -198,7 +201,7 @@ def test_salesforce_concurrent_limit_is_retried_with_backoff() -> None:
     )
     with respx.mock(base_url=BASE) as mock:
         route = mock.get("/things").mock(side_effect=[busy, reply(200)])
-        assert isinstance(with_probe(outcome_of), httpx.Response)
+        assert isinstance(with_probe(outcome_of, vendor="salesforce"), httpx.Response)
     assert route.call_count == 2
 
 

@@ -9,7 +9,18 @@ import httpx
 import respx
 from connector.adapters.base import Outcome
 
-from tests.adapters.test_hubspot import BASE, READ, TOKEN, UPSERT, adapter, apply, change, contacts, members, run
+from tests.adapters.hubspot.test_hubspot import (
+    BASE,
+    READ,
+    TOKEN,
+    UPSERT,
+    adapter,
+    apply,
+    change,
+    contacts,
+    members,
+    run,
+)
 
 ADD = "/crm/v3/lists/123/memberships/add"
 

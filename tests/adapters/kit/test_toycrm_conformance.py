@@ -8,8 +8,8 @@ from typing import Any
 
 from connector.testing.conformance import AdapterConformance
 
-from tests.adapters.toycrm import ToyCrmAdapter
-from tests.adapters.toycrm_fake import FakeToyCrm
+from tests.adapters.kit.toycrm import ToyCrmAdapter
+from tests.adapters.kit.toycrm_fake import FakeToyCrm
 
 TOKEN = "toy-token-0123456789"
 LIST = "L1"
@@ -36,9 +36,9 @@ class TestToyCrmConformance(AdapterConformance):
 
 
 def test_docs_show_exactly_this_adapter() -> None:
-    """docs/adapters.md embeds tests/adapters/toycrm.py; keep them the same."""
-    root = Path(__file__).resolve().parents[2]
+    """docs/adapters.md embeds tests/adapters/kit/toycrm.py; keep them the same."""
+    root = Path(__file__).resolve().parents[3]
     docs = (root / "docs" / "adapters.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", docs, flags=re.DOTALL)
-    source = (root / "tests" / "adapters" / "toycrm.py").read_text()
+    source = (root / "tests" / "adapters" / "kit" / "toycrm.py").read_text()
     assert source in blocks

@@ -21,7 +21,7 @@ from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
 from connector.testing.fakes.hubspot import FakeHubSpot
 from jsonschema import Draft7Validator
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "hubspot"
+SPECS = Path(__file__).resolve().parents[4] / "shared" / "specs" / "hubspot"
 SPEC_FILES = ("contacts-v3.json", "lists-v3.json")
 TOKEN = "pat-na1-contract-0123456789"
 

@@ -21,7 +21,7 @@ from connector.testing.fakes.log import RecordedRequest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "intercom" / "api.intercom.io-2.14.yaml"
+SPEC = Path(__file__).resolve().parents[4] / "shared" / "specs" / "intercom" / "api.intercom.io-2.14.yaml"
 TOKEN = "dG9rOmNvbnRyYWN0X2ludGVyY29tX3Rva2VuXzEy"
 URN = "urn:intercom-2.14"
 

@@ -7,9 +7,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from connector.adapters.base import Change, OptionsError, Outcome
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
-from connector.adapters.ratelimit import RateLimit
+from connector.adapters import (
+    NO_EMAIL,
+    Change,
+    CrmError,
+    HttpAdapter,
+    HttpTargetConfig,
+    OptionsError,
+    Outcome,
+    RateLimit,
+    has_email,
+)
 
 
 class ToyCrmConfig(HttpTargetConfig):
@@ -46,8 +54,8 @@ class ToyCrmAdapter(HttpAdapter):
         return list(await asyncio.gather(*(self._apply_one(c) for c in changes)))
 
     async def _apply_one(self, change: Change) -> Outcome:
-        if not change.email:
-            return Outcome.skipped("customer has no email")
+        if not has_email(change):
+            return Outcome.skipped(NO_EMAIL)
         try:
             contact_id = await self._contact_id(change.email)
             if contact_id is None:

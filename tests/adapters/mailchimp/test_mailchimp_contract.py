@@ -27,7 +27,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "mailchimp"
+SPECS = Path(__file__).resolve().parents[4] / "shared" / "specs" / "mailchimp"
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0-us21"
 AUD = "d4e5f6a7b8"
 BASE = "urn:mailchimp-spec"

@@ -8,12 +8,12 @@ import httpx
 import pytest
 import respx
 from connector.adapters.base import Change
-from connector.adapters.http import CrmError, crm_message, join_url
+from connector.adapters.http import CrmError, join_url
 from connector.adapters.ratelimit import RateLimit
 from connector.redact import mask_email
 from pydantic import ValidationError
 
-from tests.adapters.probe import BASE, TOKEN, ProbeAdapter, ProbeConfig, make_probe, outcome_of, reply, with_probe
+from tests.adapters.kit.probe import BASE, TOKEN, ProbeAdapter, ProbeConfig, make_probe, outcome_of, reply, with_probe
 
 EMAIL = "colby45@example.com"
 
@@ -115,7 +115,7 @@ def test_permanent_failure_reason_names_call_and_crm_message_without_secrets() -
     echo = {"message": f"Bad token {TOKEN} (Bearer {TOKEN}) for {EMAIL}", "category": "VALIDATION_ERROR"}
     with respx.mock(base_url=BASE) as mock:
         mock.put("/lists/1/members").mock(return_value=reply(400, json=echo))
-        outcome = with_probe(lambda a: a.apply([_change()]))[0]
+        outcome = with_probe(lambda a: a.apply([_change()]), vendor="hubspot")[0]
     assert outcome.kind == "failed"
     reason = outcome.reason or ""
     assert reason.startswith("probe: PUT /lists/1/members -> HTTP 400: VALIDATION_ERROR: Bad token")
@@ -160,19 +160,21 @@ def test_response_error_for_an_accepted_response_the_adapter_cannot_use() -> Non
 
     with respx.mock(base_url=BASE) as mock:
         mock.post("/batch").mock(return_value=reply(207, json={"errors": [{"message": "half failed"}]}))
-        error = with_probe(body)
+        error = with_probe(body, vendor="intercom")
     assert error.reason == "probe: POST /batch -> HTTP 207: half failed"
     assert not error.transient
 
 
 @pytest.mark.parametrize(
-    "response, message",
+    "vendor, response, message",
     [
         (
+            "hubspot",
             reply(400, json={"status": "error", "message": "List 9 is DYNAMIC", "category": "VALIDATION_ERROR"}),
             "VALIDATION_ERROR: List 9 is DYNAMIC",
         ),
         (
+            "mailchimp",
             reply(
                 400,
                 json={
@@ -185,24 +187,27 @@ def test_response_error_for_an_accepted_response_the_adapter_cannot_use() -> Non
             "Invalid Resource: The tag name is too long",
         ),
         (
+            "intercom",
             reply(404, json={"type": "error.list", "errors": [{"code": "not_found", "message": "User Not Found"}]}),
             "not_found: User Not Found",
         ),
         (
+            "salesforce",
             reply(400, json=[{"message": "Duplicate", "errorCode": "DUPLICATE_VALUE", "fields": []}]),
             "DUPLICATE_VALUE: Duplicate",
         ),
-        (reply(502, text="<html>\n  Bad   gateway\n</html>"), "<html> Bad gateway </html>"),
-        (reply(500, text=""), "Internal Server Error"),
+        (None, reply(502, text="<html>\n  Bad   gateway\n</html>"), "<html> Bad gateway </html>"),
+        (None, reply(500, text=""), "Internal Server Error"),
     ],
     ids=["hubspot", "mailchimp", "intercom", "salesforce", "html", "empty"],
 )
-def test_crm_message_reads_each_vendors_error_shape(response: httpx.Response, message: str) -> None:
-    assert crm_message(response) == message
+def test_crm_message_reads_each_vendors_error_shape(vendor: str | None, response: httpx.Response, message: str) -> None:
+    """Each vendor's ``error_message`` hook; the base reads only generic shapes."""
+    assert make_probe(vendor).crm_message(response) == message
 
 
 def test_crm_message_is_shortened() -> None:
-    text = crm_message(reply(400, text="x" * 5000))
+    text = make_probe().crm_message(reply(400, text="x" * 5000))
     assert len(text) == 300 and text.endswith("…")
 
 

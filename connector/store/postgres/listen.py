@@ -33,6 +33,14 @@ def redact_url(url: str) -> str:
     return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
 
 
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel one of the store's background tasks and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Listener:
     def __init__(self, url: str, channel: str, wake: Callable[[Iterable[str]], None]) -> None:
         self.url = url
@@ -48,11 +56,8 @@ class Listener:
             await asyncio.wait_for(self._ready.wait(), timeout=10)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

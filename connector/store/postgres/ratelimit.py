@@ -24,13 +24,13 @@ at the same moment cannot both believe they are alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from connector.adapters.ratelimit import RateLimit
+from connector.store.postgres.listen import stop_task
 from connector.store.postgres.tx import PgTx, lock_key
 
 log = logging.getLogger("connector.store")
@@ -86,11 +86,8 @@ class SharedRateLimits:
         return self._buckets[target].replicas
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _keep(self) -> None:
         while True:

@@ -17,12 +17,15 @@ import json
 import os
 import platform
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
+
+import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -36,15 +39,16 @@ from connector.testing.postgres import ENV, scratch_schema  # noqa: E402
 
 from delivery import TOKEN, email  # noqa: E402
 from delivery import accept as accept_burst  # noqa: E402
-from ingest import SECRET, free_port, load, start_serve  # noqa: E402
+from ingest import SECRET, free_port, load  # noqa: E402
 from loadgen import make_requests  # noqa: E402
 
 
-def write_config(folder: Path, port: int, store_url: str, target: str) -> Path:
+def write_config(folder: Path, port: int, store_url: str, target: str, options: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "mappings").mkdir(exist_ok=True)
     (folder / "mappings" / "groups.yaml").write_text(
-        "mappings:\n  - group: enterprise\n    to: [{target: sink}]\n  - group: beta\n    to: [{target: sink}]\n"
+        f"mappings:\n  - group: enterprise\n    to: [{{target: sink{options}}}]\n"
+        f"  - group: beta\n    to: [{{target: sink{options}}}]\n"
     )
     config = folder / "config.yaml"
     config.write_text(
@@ -55,9 +59,23 @@ def write_config(folder: Path, port: int, store_url: str, target: str) -> Path:
     return config
 
 
-def start_replicas(folder: Path, n: int, store_url: str, target: str) -> tuple[list[int], list[Any]]:
+def start_serve(config: Path, port: int) -> subprocess.Popen[bytes]:
+    """One replica, ready to answer; a busy 2-core machine can take a while to start three."""
+    log = open(config.parent / "serve.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "serve", "--config", str(config)], stderr=log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"serve did not start: {(config.parent / 'serve.log').read_text()[-2000:]}")
+
+
+def start_replicas(folder: Path, n: int, store_url: str, target: str, options: str = "") -> tuple[list[int], list[Any]]:
     ports = [free_port() for _ in range(n)]
-    configs = [write_config(folder / f"r{i}", p, store_url, target) for i, p in enumerate(ports)]
+    configs = [write_config(folder / f"r{i}", p, store_url, target, options) for i, p in enumerate(ports)]
     with ThreadPoolExecutor(n) as pool:
         procs = list(pool.map(start_serve, configs, ports))
     return ports, procs
@@ -109,7 +127,8 @@ def delivery(folder: Path, n: int, store_url: str, changes: int) -> dict[str, An
         fake.seed_contact(email(i))
     migrate_store(f"sqlite:///{fill_burst(folder.parent, changes, list_id)}", store_url, force=True)
     with fake.serve() as base:
-        _ports, procs = start_replicas(folder, n, store_url, f"{{type: hubspot, token: {TOKEN}, base_url: '{base}'}}")
+        target = f"{{type: hubspot, token: {TOKEN}, base_url: '{base}'}}"
+        _ports, procs = start_replicas(folder, n, store_url, target, f', list: "{list_id}"')
         try:
             deadline = time.monotonic() + 600
             while len(fake.member_ids(list_id)) < changes and time.monotonic() < deadline:

@@ -166,8 +166,10 @@ class PostgresStore(Store):
 
     async def finish(self, results: Sequence[Finished]) -> None:
         def job(tx: PgTx, now: float) -> None:
-            for result in results:
-                core.finish(tx, result, now)
+            tx.lock_work_rows([r.item.id for r in results])
+            with tx.pg.pipeline():
+                for result in results:
+                    core.finish(tx, result, now)
 
         await self._tx(job, lambda: (pair_key(r.item.customer_id, r.item.group_id) for r in results))
 

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,9 @@ async def drain(store: Any, adapter: Adapter) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
     task = asyncio.create_task(runner.run(stopping))
     while True:
-        report = (await store.status()).targets.get(adapter.name, {})
-        if report and report["backlog"] == 0:
+        status = (await store.status()).targets.get(adapter.name)
+        if status is not None and status.backlog == 0:
+            report = asdict(status)
             break
         await asyncio.sleep(0.02)
     wall = time.perf_counter() - started

@@ -15,13 +15,15 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 import uvicorn
+from starlette.applications import Starlette
 
 from connector.adapters.base import Adapter
+from connector.app import create_app
 from connector.config import Config
 from connector.delivery.runner import TargetRunner
 from connector.mappings import MappingWatcher, load_mappings
 from connector.metrics import Metrics
-from connector.store import Store, open_store
+from connector.store import Store, TargetStatus, open_store
 
 log = logging.getLogger("connector.service")
 
@@ -59,6 +61,12 @@ class Service:
             if runner is not None:
                 runner.wake.set()
 
+    def app(self) -> Starlette:
+        """The HTTP app over this service's store, mappings and metrics."""
+        return create_app(
+            self.config.plain, self.store, self.mappings, self.metrics, self.wake, refresh_gauges=self.refresh_gauges
+        )
+
     def reload_mappings(self) -> bool:
         ok = self.mappings.reload()
         if not ok:
@@ -71,9 +79,9 @@ class Service:
         except Exception:
             return
         for name in self.adapters:
-            info = report.targets.get(name, {})
-            self.metrics.backlog.labels(name).set(info.get("backlog", 0))
-            self.metrics.dead_letters.labels(name).set(info.get("dead_letters", 0))
+            info = report.targets.get(name) or TargetStatus()
+            self.metrics.backlog.labels(name).set(info.backlog)
+            self.metrics.dead_letters.labels(name).set(info.dead_letters)
 
     async def _watch_mappings(self) -> None:
         while not self.stopping.is_set():
@@ -99,8 +107,6 @@ class Service:
 
     async def run(self) -> None:
         """Serve until a stop signal; return normally after a clean shutdown."""
-        from connector.app import create_app
-
         await self.store.open()
         try:
             released = await self.store.take_over(self.owner)
@@ -113,7 +119,7 @@ class Service:
             await adapter.start()
         server = _Server(
             uvicorn.Config(
-                create_app(self),
+                self.app(),
                 host=self.config.server.host,
                 port=self.config.server.port,
                 log_config=None,

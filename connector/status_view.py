@@ -22,21 +22,21 @@ def render_status(report: StatusReport) -> str:
         lines.append("targets: no work recorded yet")
     for name, t in sorted(report.targets.items()):
         health = "ok"
-        if t["dead_letters"]:
+        if t.dead_letters:
             health = "has dead letters"
-        elif t["retrying"]:
+        elif t.retrying:
             health = "retrying"
         lines.append(f"target {name}: {health}")
         lines.append(
-            f"  backlog {t['backlog']} (due {t['due']}, in flight {t['in_flight']}, retrying {t['retrying']},"
-            f" oldest {t['oldest_due_seconds']}s)"
+            f"  backlog {t.backlog} (due {t.due}, in flight {t.in_flight}, retrying {t.retrying},"
+            f" oldest {t.oldest_due_seconds}s)"
         )
         lines.append(
-            f"  applied {t['applied']}, not in CRM {t['not_in_crm']}, dead letters {t['dead_letters']},"
-            f" last applied {_when(t['last_applied_at'])}"
+            f"  applied {t.applied}, not in CRM {t.not_in_crm}, dead letters {t.dead_letters},"
+            f" last applied {_when(t.last_applied_at)}"
         )
-        if t["last_error"]:
-            lines.append(f"  last error: {t['last_error']}")
+        if t.last_error:
+            lines.append(f"  last error: {t.last_error}")
     if report.unprocessable:
         lines += ["", f"unprocessable events (newest {len(report.unprocessable)}):"]
         for u in report.unprocessable:

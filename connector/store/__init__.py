@@ -12,6 +12,7 @@ from connector.store.base import (
     StatusReport,
     Store,
     StoreUnavailable,
+    TargetStatus,
     WorkItem,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "Store",
     "StoreURLError",
     "StoreUnavailable",
+    "TargetStatus",
     "WorkItem",
     "open_store",
 ]  # fmt: skip

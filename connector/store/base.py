@@ -2,7 +2,8 @@
 
 SQLite implements it today; a PostgreSQL store with ``SKIP LOCKED`` leases will implement
 the same methods, so nothing here may assume one process owns the data: work is claimed
-with a lease, and a finished item is only written back by the owner of its lease.
+with a lease, and a finished item is only written back by the owner of its lease. The
+rules behind these methods live in :mod:`connector.store.core`; a backend supplies storage.
 """
 
 from __future__ import annotations
@@ -111,12 +112,37 @@ class DeadLetter:
     failed_at: float
 
 
+@dataclass(slots=True)
+class TargetStatus:
+    """One target's line in ``status``; field order is the key order of ``status --json``."""
+
+    #: outbox rows: work not yet confirmed by the CRM
+    backlog: int = 0
+    #: of the backlog, due now and not leased
+    due: int = 0
+    #: of the backlog, leased by a runner right now
+    in_flight: int = 0
+    #: of the backlog, failed at least once and waiting for another attempt
+    retrying: int = 0
+    #: age of the oldest backlog item, seconds
+    oldest_due_seconds: float = 0.0
+    dead_letters: int = 0
+    #: changes confirmed as "contact not in the CRM" (skipped)
+    not_in_crm: int = 0
+    #: changes the CRM confirmed
+    applied: int = 0
+    #: epoch seconds of the newest confirmation or skip
+    last_applied_at: float | None = None
+    #: the error of the most recently rescheduled retry
+    last_error: str | None = None
+
+
 @dataclass
 class StatusReport:
     """Everything ``status`` shows; plain data so it renders as text or JSON."""
 
     inbox: dict[str, int] = field(default_factory=dict)
-    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    targets: dict[str, TargetStatus] = field(default_factory=dict)
     unprocessable: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 from typing import Any
 
 from connector.delivery.runner import TargetRunner
-from connector.store.base import Store
+from connector.store.base import Store, TargetStatus
 
 
 async def drain_target(store: Store, runner: TargetRunner, timeout: float = 60) -> dict[str, Any]:
@@ -19,12 +20,12 @@ async def drain_target(store: Store, runner: TargetRunner, timeout: float = 60) 
     stopping = asyncio.Event()
     task = asyncio.create_task(runner.run(stopping))
     deadline = time.monotonic() + timeout
-    report: dict[str, Any] = {}
+    report: TargetStatus | None = None
     try:
         while time.monotonic() < deadline:
-            report = (await store.status()).targets.get(name, {})
-            if report and report["backlog"] == 0 and report["in_flight"] == 0:
-                return report
+            report = (await store.status()).targets.get(name)
+            if report is not None and report.backlog == 0 and report.in_flight == 0:
+                return asdict(report)
             await asyncio.sleep(0.05)
         raise AssertionError(f"backlog of {name!r} not drained: {report}")
     finally:

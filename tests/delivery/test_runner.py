@@ -15,7 +15,7 @@ from connector.delivery.backoff import backoff_seconds
 from connector.delivery.runner import TargetRunner
 from connector.metrics import Metrics
 from connector.plain.changes import parse_event
-from connector.store import Route, open_store
+from connector.store import Route, TargetStatus, open_store
 from connector.store.base import Store
 from connector.testing.plain import membership_event
 
@@ -86,7 +86,7 @@ def test_changes_carry_mapping_options_and_batches_respect_max_batch(tmp_path: P
             "enterprise",
             "u0@example.com",
         )
-        assert report.targets["crm"]["applied"] == 7 and report.targets["crm"]["backlog"] == 0
+        assert report.targets["crm"].applied == 7 and report.targets["crm"].backlog == 0
 
     asyncio.run(scenario())
 
@@ -102,7 +102,7 @@ def test_retry_honours_vendor_delay_else_backoff(tmp_path: Path) -> None:
         report = await store.status()
         nothing = await deliver_once(runner)
         await store.close()
-        assert report.targets["crm"]["retrying"] == 2 and nothing == 0
+        assert report.targets["crm"].retrying == 2 and nothing == 0
         assert due is not None
         return [due - before]
 
@@ -126,7 +126,7 @@ def test_vendor_delay_is_used_for_the_429(tmp_path: Path) -> None:
 
 
 def test_adapter_exception_is_a_retry_not_a_crash(tmp_path: Path) -> None:
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> TargetStatus:
         store = await seeded_store(tmp_path, 1)
         runner = TargetRunner(store, Scripted([RuntimeError("boom")]), settings(), Metrics())
         await deliver_once(runner)
@@ -135,7 +135,7 @@ def test_adapter_exception_is_a_retry_not_a_crash(tmp_path: Path) -> None:
         return report.targets["crm"]
 
     crm = asyncio.run(scenario())
-    assert crm["retrying"] == 1 and "boom" in crm["last_error"]
+    assert crm.retrying == 1 and "boom" in crm.last_error
 
 
 def test_permanent_failure_and_exhausted_retries_become_dead_letters(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_permanent_failure_and_exhausted_retries_become_dead_letters(tmp_path: P
 
 
 def test_outcome_count_mismatch_is_retried(tmp_path: Path) -> None:
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> TargetStatus:
         store = await seeded_store(tmp_path, 2)
         runner = TargetRunner(store, Scripted([[Outcome.done()]]), settings(), Metrics())
         await deliver_once(runner)
@@ -167,7 +167,7 @@ def test_outcome_count_mismatch_is_retried(tmp_path: Path) -> None:
         return report.targets["crm"]
 
     crm = asyncio.run(scenario())
-    assert crm["retrying"] == 2 and crm["applied"] == 0
+    assert crm.retrying == 2 and crm.applied == 0
 
 
 def test_backoff_grows_and_is_capped() -> None:

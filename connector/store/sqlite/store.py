@@ -1,0 +1,140 @@
+"""The embedded default store: one SQLite file in WAL mode, written by one thread."""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, TypeVar
+
+from connector.plain.changes import ParsedEvent
+from connector.store import core
+from connector.store.base import (
+    AcceptResult,
+    DeadLetter,
+    Finished,
+    Route,
+    StatusReport,
+    Store,
+    StoreUnavailable,
+    WorkItem,
+)
+from connector.store.sql import SqlTx
+from connector.store.sqlite.groupcommit import GroupCommitter
+from connector.store.sqlite.schema import SCHEMA, SCHEMA_VERSION
+
+T = TypeVar("T")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection tuned for durability first: WAL, and a full fsync at every commit."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    return conn
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = GroupCommitter(self._open_connection)
+        self._lock: IO[str] | None = None
+
+    def _open_connection(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise sqlite3.DatabaseError(
+                f"{self.path} was written by a newer plain-crm-sync (schema {version} > {SCHEMA_VERSION})"
+            )
+        conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return conn
+
+    async def open(self) -> None:
+        try:
+            await self._writer.start()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._writer.stop()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def take_over(self, owner: str) -> int:
+        lock_path = self.path.with_name(self.path.name + ".serve.lock")
+        lock = open(lock_path, "a+")  # noqa: SIM115, ASYNC230 -- held for the life of serve; opening is instant
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreUnavailable(f"another `serve` is already running on {self.path}") from None
+        self._lock = lock
+        return await self._tx(lambda tx: tx.release_all())
+
+    async def _run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._writer.run(job)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    async def _tx(self, job: Callable[[SqlTx], T]) -> T:
+        """Run ``job`` on the store's primitives inside the next group's transaction."""
+        return await self._run(lambda conn: job(SqlTx(conn)))
+
+    async def ping(self) -> bool:
+        try:
+            return await self._run(lambda conn: conn.execute("SELECT 1").fetchone()[0] == 1)
+        except StoreUnavailable:
+            return False
+
+    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+        return await self._tx(lambda tx: core.accept_event(tx, event, routes, time.time()))
+
+    async def accept_unprocessable(
+        self, body: bytes, reason: str, event_id: str | None, event_type: str | None
+    ) -> AcceptResult:
+        return await self._tx(lambda tx: core.accept_unprocessable(tx, body, reason, event_id, event_type, time.time()))
+
+    async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
+        return await self._tx(lambda tx: tx.unprocessable_bodies(limit))
+
+    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+        return await self._tx(lambda tx: core.reprocess(tx, key, event, routes, time.time()))
+
+    async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
+        def job(tx: SqlTx) -> list[WorkItem]:
+            now = time.time()
+            return tx.claim(target, limit, owner, now, now + lease_seconds)
+
+        return await self._tx(job)
+
+    async def finish(self, results: Sequence[Finished]) -> None:
+        def job(tx: SqlTx) -> None:
+            for result in results:
+                core.finish(tx, result, time.time())
+
+        await self._tx(job)
+
+    async def release(self, items: Sequence[WorkItem]) -> None:
+        await self._tx(lambda tx: tx.release(items))
+
+    async def next_due(self, target: str) -> float | None:
+        return await self._tx(lambda tx: tx.next_due(target, time.time()))
+
+    async def status(self) -> StatusReport:
+        return await self._tx(lambda tx: core.read_status(tx, time.time()))
+
+    async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self._tx(lambda tx: tx.dead_letters(target, limit))
+
+    async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
+        return await self._tx(lambda tx: core.replay_dead_letters(tx, ids, target, time.time()))

@@ -231,7 +231,8 @@ def trickle(folder: Path, n: int, rate: float) -> list[dict[str, Any]]:
         while pending:
             targets = (await store.status()).targets
             for name in list(pending):
-                if targets.get(name, {}).get("backlog") == 0 and targets[name].get("in_flight") == 0:
+                report = targets.get(name)
+                if report is not None and report.backlog == 0 and report.in_flight == 0:
                     walls[name] = time.perf_counter() - started
                     pending.discard(name)
             await asyncio.sleep(0.05)
@@ -312,8 +313,8 @@ def main() -> None:
     runs = {"hubspot": hubspot, "mailchimp": mailchimp, "intercom": intercom}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for crm in args.crms.split(","):
-            for n in (int(s) for s in args.sizes.split(",")):
+        for crm in filter(None, args.crms.split(",")):
+            for n in (int(s) for s in args.sizes.split(",") if s):
                 result = {
                     "crm": crm,
                     **runs[crm](Path(tmp), n),

@@ -63,9 +63,7 @@ class CustomerIoConfig(HttpTargetConfig):
             raise ValueError("site_id is empty (is ${CUSTOMERIO_SITE_ID} set?)")
         return value.strip()
 
-    _key_is_set = secret_check(
-        "api_key", "api_key is empty or too short (is ${CUSTOMERIO_API_KEY} set?)", min_length=8
-    )
+    _key_is_set = secret_check("api_key", "api_key is empty or too short (is ${CUSTOMERIO_API_KEY} set?)", min_length=8)
 
 
 class CustomerIoAdapter(HttpAdapter):

@@ -62,9 +62,7 @@ class KlaviyoConfig(HttpTargetConfig):
     revision: str = DEFAULT_REVISION
     create_missing_contacts: bool = False
 
-    _key_is_set = secret_check(
-        "api_key", "api_key is empty or too short (is ${KLAVIYO_API_KEY} set?)", min_length=8
-    )
+    _key_is_set = secret_check("api_key", "api_key is empty or too short (is ${KLAVIYO_API_KEY} set?)", min_length=8)
 
     @field_validator("revision")
     @classmethod

@@ -110,9 +110,16 @@ class Operation:
     def takes_body(self) -> bool:
         return bool(self.parameters("body")) if self.document.swagger2 else "requestBody" in self.op
 
-    def response_schema(self, status: int) -> dict[str, Any] | None:
+    def describes(self, status: int) -> bool:
+        """Does the operation list ``status`` (or its range, or a default)?"""
+        return self._response(status) is not None
+
+    def _response(self, status: int) -> dict[str, Any] | None:
         responses = self.op.get("responses", {})
-        answer = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+        return responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+
+    def response_schema(self, status: int) -> dict[str, Any] | None:
+        answer = self._response(status)
         if answer is None:
             return None
         answer = resolve(self.document.spec, answer)
@@ -211,6 +218,8 @@ class Contract:
         schema = operation.response_schema(status)
         if schema is None and undescribed is not None and status >= 400:
             schema = undescribed
+        if schema is None and operation.describes(status):
+            return []  # described without a body schema (a 204, an empty answer)
         if schema is None:
             return [f"{what}: status not described"]
         return self.schema_problems(schema, body, what, operation.document)

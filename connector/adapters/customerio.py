@@ -26,6 +26,7 @@ import httpx
 from pydantic import SecretStr, field_validator
 
 from connector.adapters import (
+    NO_EMAIL,
     Change,
     CrmError,
     HttpAdapter,
@@ -35,6 +36,7 @@ from connector.adapters import (
     Outcome,
     RateLimit,
     TargetConfig,
+    has_email,
     json_object,
     secret_check,
 )
@@ -150,10 +152,9 @@ class CustomerIoAdapter(HttpAdapter):
                 f"{self.name}: Customer.io removes people from a segment only by id, and this customer "
                 "has no external id in Plain (see docs/targets/customerio.md)"
             )
-        email = (change.email or "").strip()
-        if email:
-            return "email", email
-        return ("id", external) if external else Outcome.skipped("customer has no email and no external id")
+        if has_email(change):
+            return "email", str(change.email).strip()
+        return ("id", external) if external else Outcome.skipped(f"{NO_EMAIL} and no external id")
 
     async def _call(self, segment: str, action: str, id_type: str, ids: list[str]) -> Outcome:
         verb = "add_customers" if action == "add" else "remove_customers"

@@ -128,10 +128,10 @@ class KlaviyoAdapter(HttpAdapter):
     # -- vendor rules (hooks of the adapter kit) --------------------------------------
 
     def retry_delay(self, response: httpx.Response) -> float | None:
-        """``Retry-After`` seconds; else the delay in the throttle error's detail."""
-        header = response.headers.get("retry-after", "").strip()
-        if re.fullmatch(r"\d+(\.\d+)?", header):
-            return float(header)
+        """``Retry-After`` (the kit's reading); else the delay in the throttle error's detail."""
+        delay = super().retry_delay(response)
+        if delay is not None:
+            return delay
         match = _THROTTLE_DETAIL.search(self.error_message(response)) if response.status_code == 429 else None
         return float(match.group(1)) if match else None
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from connector.testing.postgres import ENV, scratch_schema, server_url
 from connector.testing.simulator import Delivery
 
 SECRET = "test-signing-secret"
@@ -200,3 +201,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A store URL on its own fresh schema of the test server (dropped afterwards).
+
+    Skips where no server is configured; CI sets the variable, so there it runs.
+    """
+    url = server_url()
+    if url is None:
+        pytest.skip(f"{ENV} is not set (no PostgreSQL server to test on)")
+    with scratch_schema(url) as scoped:
+        yield scoped

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from connector.plain.signature import verify  # noqa: E402
+from connector.plain.signature import verify
 
 
 def create_app(secret: str) -> Starlette:

@@ -33,13 +33,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from ingest import SECRET, free_port, peak_rss_mb, start_serve  # noqa: E402
-from loadgen import make_requests  # noqa: E402
-
 from connector.testing.fakes import Faults, WindowLimit  # noqa: E402
 from connector.testing.fakes.hubspot import FakeHubSpot  # noqa: E402
 from connector.testing.fakes.intercom import FakeIntercom  # noqa: E402
 from connector.testing.fakes.mailchimp import FakeMailchimp  # noqa: E402
+
+from ingest import SECRET, free_port, peak_rss_mb, start_serve  # noqa: E402
+from loadgen import make_requests  # noqa: E402
 
 TOKEN = "pat-na1-bench-0123456789abcdef"
 MC_KEY = "0123456789abcdef0123456789abcdef-us21"
@@ -84,7 +84,7 @@ def bodies(folder: Path, name: str, count: int, seed: int) -> tuple[Path, Path]:
 
 def wrk(port: int, tsv: Path, seconds: float, connections: int, threads: int = 1) -> dict[str, Any]:
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "receive.lua"),
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(HERE / "receive.lua"),
          f"http://127.0.0.1:{port}/webhooks/plain", "--", str(tsv), str(threads)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -160,7 +160,7 @@ def crm_calls(fakes: list[Any]) -> int:
 
 def round_of(folder: Path, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    budget = int(args.seconds * 30000)  # more bodies than either side can take in a run
+    budget = int(args.seconds * args.bodies_per_second)  # wrk wraps (and says so) past this
     _, flat = bodies(folder, f"flat-{n}", budget, seed=100 + n)
     paced, _ = bodies(folder, f"paced-{n}", int(args.rate * args.seconds), seed=200 + n)
     port = free_port()
@@ -178,8 +178,8 @@ def round_of(folder: Path, n: int, args: argparse.Namespace) -> list[dict[str, A
 def delivering(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Ingest while three CRM targets drain: a burst first, then measure while it drains."""
     rows: list[dict[str, Any]] = []
-    _, burst = bodies(folder, "burst", int(args.seconds * 30000), seed=300)
-    _, flat = bodies(folder, "deliver-flat", int(args.seconds * 30000), seed=301)
+    _, burst = bodies(folder, "burst", int(args.seconds / 2 * args.bodies_per_second), seed=300)
+    _, flat = bodies(folder, "deliver-flat", int(args.seconds * args.bodies_per_second), seed=301)
     paced, _ = bodies(folder, "deliver-paced", int(args.rate * args.seconds), seed=302)
     with crm_fakes() as (urls, fakes):
         port = free_port()
@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of each run")
     parser.add_argument("--rate", type=float, default=1000, help="fixed offered rate for the p99, events/s")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--bodies-per-second", type=int, default=12000, help="distinct bodies per second of wrk run")
     parser.add_argument("--rounds", type=int, default=1, help="floor/serve pairs; ratios use the median")
     parser.add_argument("--no-delivery", action="store_true", help="skip the run with three CRMs draining")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ from starlette.routing import Route as HttpRoute
 from starlette.types import Receive, Scope, Send
 
 from connector.config import PlainSection
+from connector.delivery.fairness import ReceiveFirst
 from connector.metrics import Metrics
 from connector.receiver import WEBHOOK_PATH, MappingSource, WebhookReceiver
 from connector.store.base import Store
@@ -50,13 +51,14 @@ def create_app(
     wake: Callable[[Iterable[str]], None],
     *,
     refresh_gauges: Callable[[], Awaitable[None]] | None = None,
+    receiving: ReceiveFirst | None = None,
 ) -> Starlette:
     """The ASGI app, built from what it uses: no service object, so no import of the service.
 
     ``wake`` is told which targets got new work; ``refresh_gauges`` runs before each scrape
-    of ``/metrics``.
+    of ``/metrics``; ``receiving`` counts webhooks in flight for delivery to give way to.
     """
-    receiver = WebhookReceiver(plain, store, mappings, metrics, wake)
+    receiver = WebhookReceiver(plain, store, mappings, metrics, wake, receiving)
 
     async def healthz(request: Request) -> Response:
         return _answer(200, "ok")

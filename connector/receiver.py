@@ -20,6 +20,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from connector.config import PlainSection
+from connector.delivery.fairness import ReceiveFirst
 from connector.mappings import MappingSet
 from connector.metrics import Metrics
 from connector.plain.changes import ParsedEvent, UnprocessableEvent, parse_event
@@ -95,12 +96,14 @@ class WebhookReceiver:
         mappings: MappingSource,
         metrics: Metrics,
         wake: Callable[[Iterable[str]], None],
+        receiving: ReceiveFirst | None = None,
     ) -> None:
         self.plain = plain
         self.store = store
         self.mappings = mappings
         self.metrics = metrics
         self.wake = wake
+        self.receiving = receiving or ReceiveFirst()
         self._secret = plain.signing_secret.get_secret_value()
         # prometheus_client's labels() takes a lock and builds a key on every call
         self._results: dict[str, Any] = {}
@@ -110,7 +113,11 @@ class WebhookReceiver:
         started = time.perf_counter()
         # ASGI header names are lower case; the first of repeated headers wins, as in Starlette
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
-        status, result, body = await self._receive(headers, receive)
+        self.receiving.enter()
+        try:
+            status, result, body = await self._receive(headers, receive)
+        finally:
+            self.receiving.leave()
         self._count(result)
         await _send(send, status, body)
         self.metrics.receive_seconds.observe(time.perf_counter() - started)

@@ -9,7 +9,7 @@ HubSpot, Mailchimp and Intercom targets mapped too (the in-repo fakes, served fr
 process) while they drain a burst, to show delivery does not starve receiving.
 The replay window is set to a day so bodies generated before a run stay fresh.
 
-Usage: `python bench/receive.py [--seconds 10] [--rate 1000] [--rounds 1]`; one table out.
+Usage: `python bench/receive.py [--seconds 4] [--rounds 4] [--rate 1000]`; one table out. Both\napps are up at once and the flat-out slices alternate between them, so a noisy machine\nweighs on both alike; compare the ratios.
 """
 
 from __future__ import annotations
@@ -158,19 +158,19 @@ def crm_calls(fakes: list[Any]) -> int:
     return sum(len(f.requests) for f in fakes)
 
 
-def round_of(folder: Path, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+def side_by_side(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Both apps up at once; short flat-out slices alternate between them, then the fixed rate."""
     rows: list[dict[str, Any]] = []
-    budget = int(args.seconds * args.bodies_per_second)  # wrk wraps (and says so) past this
-    _, flat = bodies(folder, f"flat-{n}", budget, seed=100 + n)
-    paced, _ = bodies(folder, f"paced-{n}", int(args.rate * args.seconds), seed=200 + n)
-    port = free_port()
-    with floor_app(port):
-        rows.append({"app": "floor", "mode": "flat out", **wrk(port, flat, args.seconds, args.connections)})
-        rows.append({"app": "floor", "mode": f"{args.rate:g}/s", **fixed_rate(port, paced, args.rate)})
-    port = free_port()
-    with serve(write_config(folder / f"ours-{n}", port), port) as proc:
-        rows.append({"app": "serve", "mode": "flat out", **wrk(port, flat, args.seconds, args.connections)})
-        rows.append({"app": "serve", "mode": f"{args.rate:g}/s", **fixed_rate(port, paced, args.rate)})
+    floor_port, serve_port = free_port(), free_port()
+    with floor_app(floor_port), serve(write_config(folder / "ours", serve_port), serve_port) as proc:
+        for n in range(args.rounds):
+            # the same distinct bodies for both: the floor keeps no state, serve sees each once
+            _, flat = bodies(folder, f"flat-{n}", int(args.seconds * args.bodies_per_second), seed=100 + n)
+            for app, port in (("floor", floor_port), ("serve", serve_port))[:: 1 if n % 2 == 0 else -1]:
+                rows.append({"app": app, "mode": "flat out", **wrk(port, flat, args.seconds, args.connections)})
+        for n, (app, port) in enumerate((("floor", floor_port), ("serve", serve_port))):
+            paced, _ = bodies(folder, f"paced-{n}", int(args.rate * args.paced_seconds), seed=200 + n)
+            rows.append({"app": app, "mode": f"{args.rate:g}/s", **fixed_rate(port, paced, args.rate)})
         rows[-1]["peak_rss_mb"] = round(peak_rss_mb(proc.pid), 1)
     return rows
 
@@ -180,7 +180,7 @@ def delivering(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     _, burst = bodies(folder, "burst", int(args.seconds / 2 * args.bodies_per_second), seed=300)
     _, flat = bodies(folder, "deliver-flat", int(args.seconds * args.bodies_per_second), seed=301)
-    paced, _ = bodies(folder, "deliver-paced", int(args.rate * args.seconds), seed=302)
+    paced, _ = bodies(folder, "deliver-paced", int(args.rate * args.paced_seconds), seed=302)
     with crm_fakes() as (urls, fakes):
         port = free_port()
         with serve(write_config(folder / "delivering", port, urls), port):
@@ -198,11 +198,12 @@ def delivering(folder: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10, help="length of each run")
+    parser.add_argument("--seconds", type=float, default=4, help="length of each flat-out slice")
+    parser.add_argument("--paced-seconds", type=float, default=10, help="length of each fixed-rate run")
     parser.add_argument("--rate", type=float, default=1000, help="fixed offered rate for the p99, events/s")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--bodies-per-second", type=int, default=12000, help="distinct bodies per second of wrk run")
-    parser.add_argument("--rounds", type=int, default=1, help="floor/serve pairs; ratios use the median")
+    parser.add_argument("--bodies-per-second", type=int, default=8000, help="distinct bodies per second of wrk run")
+    parser.add_argument("--rounds", type=int, default=4, help="floor/serve slice pairs; ratios use medians")
     parser.add_argument("--no-delivery", action="store_true", help="skip the run with three CRMs draining")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -210,8 +211,7 @@ def main() -> None:
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", flush=True)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in range(args.rounds):
-            rows += round_of(Path(tmp), n, args)
+        rows += side_by_side(Path(tmp), args)
         if not args.no_delivery:
             rows += delivering(Path(tmp), args)
     for row in rows:

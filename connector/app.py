@@ -1,6 +1,7 @@
 """The HTTP surface: Plain's webhook endpoint, health, readiness and metrics.
 
-The webhook itself is :mod:`connector.receiver`, kept short on purpose (DESIGN.md §5).
+The webhook itself is :mod:`connector.receiver`, kept short on purpose (docs/architecture.md,
+"Facts we design for").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command line: ``plain-crm-sync <command> --config FILE`` (DESIGN.md §3)."""
+"""Command line: ``plain-crm-sync <command> --config FILE`` (README: commands)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """POST /webhooks/plain as a raw ASGI app: the one route that runs for every event.
 
-The webhook path is kept short on purpose (DESIGN.md §5): check, verify, parse once,
+The webhook path is kept short on purpose (docs/architecture.md, "Facts we design for"): check, verify, parse once,
 one group-committed store call, answer. A 2xx means "durably stored", never "delivered".
 It skips Starlette's request/response objects and middleware stack (profiled at about a
 third of the loop's time per webhook); :class:`connector.app.create_app` dispatches to

@@ -42,6 +42,8 @@ __all__ = ["CrmError", "HttpAdapter", "HttpTargetConfig", "join_url", "json_body
 logger = logging.getLogger(__name__)
 
 _MESSAGE_LIMIT = 300
+#: share of the rate limit that arriving changes may claim before batches are let fill
+_BOUND_SHARE = 0.5
 _SECRET_FIELD = re.compile(r"token|secret|password|api_?key", re.IGNORECASE)
 #: the keys a JSON error body commonly words itself in, most specific first
 _MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error")
@@ -169,6 +171,17 @@ class HttpAdapter(Adapter):
             if isinstance(text, str) and text:
                 return text
         return " ".join(response.text.split()) or response.reason_phrase
+
+    def budget_bound(self, changes_per_second: float) -> bool:
+        """Paused by the vendor, every connection busy, or changes arriving at half the
+        calls the limit allows or more (sent as they come, each would cost a call)."""
+        limiter = self._limiter
+        if limiter is None:
+            return False
+        limit = self.rate_limit
+        if limiter.paused_for() > 0 or limiter.in_flight >= limit.max_concurrency:
+            return True
+        return changes_per_second >= _BOUND_SHARE * limit.requests / limit.per_seconds
 
     # wiring ------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ClassVar, final
 
 import httpx
@@ -110,6 +110,8 @@ class HttpAdapter(Adapter):
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
         self._limiter: RateLimiter | None = None
+        #: awaited before each call; the service sets it so delivery gives way to receiving
+        self.turn: Callable[[], Awaitable[None]] | None = None
 
     # vendor hooks ------------------------------------------------------------------
 
@@ -277,6 +279,8 @@ class HttpAdapter(Adapter):
         deadline: float,
         kwargs: dict[str, Any],
     ) -> httpx.Response:
+        if self.turn is not None:
+            await self.turn()
         try:
             async with self.limiter.slot(max_pause=max(0.0, deadline - self.limiter.now())):
                 response = await self.client.request(method, self.url(path), **kwargs)

@@ -348,12 +348,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def prune(
-        self, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str], *, write: bool = True
-    ) -> list[Operation]:
+        self, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str],
+        groups: Collection[str] | None = None, *, write: bool = True,
+    ) -> list[Operation]:  # fmt: skip
         """Remove what this service applied at destinations no mapping names for that group any more.
 
         ``mapped`` is (target, dest) -> group ids mapped there now; a customer still a member
-        of one of those stays.
+        of one of those stays. Only at ``targets``, and only for ``groups`` (ids) if given.
         """
 
     @abc.abstractmethod

@@ -154,13 +154,14 @@ def resync_group(tx: SyncTx, group: GroupInfo, routes: Sequence[Route], now: flo
 
 
 def prune(
-    tx: SyncTx, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str], now: float, write: bool
-) -> list[Operation]:
+    tx: SyncTx, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str],
+    groups: Collection[str] | None, now: float, write: bool,
+) -> list[Operation]:  # fmt: skip
     """Rule 9."""
     ops: list[Operation] = []
     for key, email, group_key in tx.applied_members(targets):
         here = mapped.get((key.target, key.dest), ())
-        if key.group_id in here or tx.queued(key) is False:
+        if (groups is not None and key.group_id not in groups) or key.group_id in here or tx.queued(key) is False:
             continue
         if any((m := tx.membership(key.customer_id, g)) is not None and m.member for g in here):
             continue

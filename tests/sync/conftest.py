@@ -28,7 +28,9 @@ def api_url(fake: FakePlainApi) -> Iterator[str]:
 
 
 def setup(folder: Path, api_url: str, mappings: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
-    plain = {"signing_secret": SECRET, "api_key": "${PLAIN_API_KEY}", "api_url": api_url}
+    # serve starts without PLAIN_API_KEY in its environment; the CLI runs are given one
+    plain = {"signing_secret": SECRET, "api_key": "${PLAIN_API_KEY:-%s}" % KEY, "api_url": api_url}
+    plain.update(extra.pop("plain", {}))
     return write_setup(folder, mappings=mappings, plain=plain, **extra)
 
 

@@ -178,9 +178,10 @@ class SQLiteStore(Store):
         return await self._tx(lambda tx: core_sync.resync_group(tx, group, routes, time.time(), write))
 
     async def prune(
-        self, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str], *, write: bool = True
-    ) -> list[Operation]:
-        return await self._tx(lambda tx: core_sync.prune(tx, mapped, targets, time.time(), write))
+        self, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str],
+        groups: Collection[str] | None = None, *, write: bool = True,
+    ) -> list[Operation]:  # fmt: skip
+        return await self._tx(lambda tx: core_sync.prune(tx, mapped, targets, groups, time.time(), write))
 
     async def verify(
         self, target: str, dest: str, groups: Collection[str], crm_emails: Collection[str], *, write: bool = True

@@ -29,7 +29,7 @@ def api_url(fake: FakePlainApi) -> Iterator[str]:
 
 def setup(folder: Path, api_url: str, mappings: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
     # serve starts without PLAIN_API_KEY in its environment; the CLI runs are given one
-    plain = {"signing_secret": SECRET, "api_key": "${PLAIN_API_KEY:-%s}" % KEY, "api_url": api_url}
+    plain = {"signing_secret": SECRET, "api_key": f"${{PLAIN_API_KEY:-{KEY}}}", "api_url": api_url}
     plain.update(extra.pop("plain", {}))
     return write_setup(folder, mappings=mappings, plain=plain, **extra)
 

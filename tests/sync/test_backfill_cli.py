@@ -62,18 +62,18 @@ def test_a_customer_in_more_groups_than_one_nested_page_joins_every_mapped_group
 
 def test_rate_limit_no_request_is_sent_while_plain_says_wait(tmp_path, api_url, fake):
     fake.rate_limit, fake.window_seconds = 3, 1.0
-    _ent, ids = _workspace(fake, 250)  # 1 group list + 3 pages > 3 a window
+    _ent, _ids = _workspace(fake, 250)  # 1 group list + 3 pages > 3 a window
     fake.throttle_next(0.5)  # and one 429 up front
     config = setup(tmp_path, api_url)
     result = cli("backfill", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert len(queued(config)) == 250
     assert fake.early_requests == []
-    assert [r.status for r in fake.requests][0] == 429
+    assert next(r.status for r in fake.requests) == 429
 
 
 def test_5xx_answers_are_retried(tmp_path, fake, api_url):
-    _ent, ids = _workspace(fake, 120)
+    _ent, _ids = _workspace(fake, 120)
     fake.fail_next(503, times=2)
     config = setup(tmp_path, api_url)
     result = cli("backfill", "--config", str(config))
@@ -216,7 +216,7 @@ def test_a_full_read_removes_a_member_plain_no_longer_lists(tmp_path, fake, api_
 
 
 def test_an_interrupted_read_removes_nothing(tmp_path, fake, api_url):
-    config, first, second = _two_groups(tmp_path, fake, api_url)
+    config, _first, second = _two_groups(tmp_path, fake, api_url)
     assert cli("backfill", "--config", str(config)).returncode == 0
     for customer in list(fake.data.members("zeta")):
         fake.data.leave(customer, "zeta")

@@ -127,11 +127,16 @@ class Service:
         self._install_signals(server)
         delivery = [asyncio.create_task(r.run(self.stopping), name=f"deliver:{n}") for n, r in self.runners.items()]
         watcher = asyncio.create_task(self._watch_mappings(), name="mappings")
+        background = [*delivery, watcher]
+        if self.config.reconcile.every:
+            from connector.sync.schedule import reconcile_forever
+
+            background.append(asyncio.create_task(reconcile_forever(self), name="reconcile"))
         try:
             await server.serve()
         finally:
             self.stopping.set()
-            await self._drain([*delivery, watcher])
+            await self._drain(background)
             for adapter in self.adapters.values():
                 with contextlib.suppress(Exception):
                     await adapter.close()

@@ -59,30 +59,33 @@ async def backfill(
     kind: SyncKind = "backfill",
     write: bool = True,
     progress: Progress | None = None,
+    next_at: float | None = None,
 ) -> BackfillResult:
-    """Read ``wanted`` groups (keys or ids; every mapped group if None) and merge them."""
+    """Read ``wanted`` groups (keys or ids; every mapped group if None) and merge them.
+
+    ``next_at`` is recorded with the run (serve's reconcile: when the next one starts).
+    """
     progress = progress or Silent()
-    names, missing = await _selection(api, mappings, wanted)
-    result = BackfillResult(Counts(), skipped=missing)
-    for name in missing:
-        progress.note(f"mapping names group {name!r}, which Plain does not have: skipped")
     run = await store.start_run(kind, wanted) if write else None
-    result.resumed = bool(run and run.resumed)
-    if run and run.finished:
-        progress.note(f"resuming run {run.id}: {len(run.finished)} group(s) already read")
-    progress.start(len(names) - len(run.finished if run else ()))
+    result = BackfillResult(Counts(), resumed=bool(run and run.resumed))
+    skip = run.finished if run else frozenset()
     try:
+        names, result.skipped = await _selection(api, mappings, wanted)
+        for name in result.skipped:
+            progress.note(f"mapping names group {name!r}, which Plain does not have: skipped")
+        if skip:
+            progress.note(f"resuming run {run.id if run else '?'}: {len(skip)} group(s) already read")
+        progress.start(max(0, len(names) - len(skip)))
         if names:
-            await _read_all(store, api, mappings, names, run.id if run else None, run.finished if run else (), result,
-                            write, progress)  # fmt: skip
+            await _read_all(store, api, mappings, names, run.id if run else None, skip, result, write, progress)
     except Exception as exc:
         if run is not None:  # resumable: the next run of this kind and selection continues it
-            result.run = await store.finish_run(run.id, "failed", _reason(exc))
+            result.run = await store.finish_run(run.id, "failed", _reason(exc), next_at)
         raise
     finally:
         progress.close()
     if run is not None:
-        result.run = await store.finish_run(run.id, "done")
+        result.run = await store.finish_run(run.id, "done", next_at=next_at)
     return result
 
 
@@ -92,7 +95,7 @@ def _reason(exc: BaseException) -> str:
 
 async def _read_all(
     store: Store, api: PlainApi, mappings: MappingSet, names: list[str], run_id: int | None,
-    skip: frozenset[str] | tuple[()], result: BackfillResult, write: bool, progress: Progress,
+    skip: frozenset[str], result: BackfillResult, write: bool, progress: Progress,
 ) -> None:  # fmt: skip
     counts = result.counts
     listed: set[str] = set()

@@ -62,11 +62,14 @@ def operation_json(op: Operation) -> str:
     )  # fmt: skip
 
 
-def print_plan(changes: Sequence[MembershipMove], operations: Sequence[Operation], as_json: bool, out: TextIO) -> None:
-    """A dry run's findings: membership changes (if any were read) then the operations."""
+def print_plan(
+    changes: Sequence[MembershipMove] | None, operations: Sequence[Operation], as_json: bool, out: TextIO
+) -> None:
+    """A dry run's findings: membership changes (None: nothing was read) then the operations."""
     if as_json:
-        for line in [*map(change_json, changes), *map(operation_json, operations)]:
+        for line in [*map(change_json, changes or ()), *map(operation_json, operations)]:
             print(line, file=out)
         return
-    print_changes(changes, out)
+    if changes is not None:
+        print_changes(changes, out)
     print_operations(operations, out)

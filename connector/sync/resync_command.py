@@ -36,7 +36,7 @@ def run_resync(config: Config, args: argparse.Namespace) -> int:
         for note in done.notes:
             print(f"note: {note}", file=sys.stderr)
         if args.dry_run:
-            print_plan([], done.operations, args.json, sys.stdout)
+            print_plan(None, done.operations, args.json, sys.stdout)
             if not args.json:
                 print("dry run: nothing was written")
             return EXIT_OK

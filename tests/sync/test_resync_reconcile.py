@@ -112,3 +112,40 @@ def test_reconcile_every_accepts_durations_and_refuses_nonsense(tmp_path, api_ur
     assert load_config(setup(tmp_path, api_url)).reconcile.every is None  # off by default
     result = run_cli("check", "--config", str(setup(tmp_path, api_url, reconcile={"every": "soon"})))
     assert result.returncode == 1 and "reconcile.every" in result.stderr and "'soon' is not a duration" in result.stderr
+
+
+def test_verify_puts_back_a_member_removed_by_hand_in_hubspot(tmp_path, fake, api_url, serve_factory):
+    from connector.testing.fakes.hubspot import FakeHubSpot
+
+    hub = FakeHubSpot("hs-token", unlimited=True)
+    list_id = hub.seed_list("Enterprise")
+    ent = fake.data.add_group("enterprise")
+    for i in range(3):
+        fake.data.add_customer(f"C {i}", f"c{i}@example.com", groups=[ent])
+        hub.seed_contact(f"c{i}@example.com")
+    with hub.serve() as hub_url:
+        port = free_port()
+        targets = {**TARGETS, "hubspot": {"type": "hubspot", "token": "hs-token", "base_url": hub_url}}
+        config = setup(tmp_path, api_url, port=port, targets=targets,
+                       mappings=[{"group": "enterprise", "to": [{"target": "hubspot", "list": list_id},
+                                                               {"target": "audit"}]}])  # fmt: skip
+        serve = serve_factory(config, port)
+        assert cli("backfill", "--config", str(config)).returncode == 0
+        wait_for(lambda: len(hub.member_emails(list_id)) == 3)
+        assert serve.stop() == 0
+        hub.lists[list_id]["members"].discard(hub.contact_id("c1@example.com"))  # someone, by hand
+        hub.lists[list_id]["members"].add(hub.seed_contact("stranger@example.com"))
+        dry = cli("resync", "--config", str(config), "--verify", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.splitlines()[:3] == [
+            "CRM operations (1):",
+            "  target   action  contact         group       destination",
+            f"  hubspot  add     c1@example.com  enterprise  list={list_id}",
+        ]
+        assert "target audit (jsonl) cannot list what the CRM holds: not verified" in dry.stderr
+        assert "1 member(s) are no Plain customer the store knows: left alone" in dry.stderr
+        assert "1 operation(s) queued (1 add, 0 remove)" in cli("resync", "--config", str(config), "--verify").stdout
+        assert "nothing queued" in cli("resync", "--config", str(config), "--verify").stdout
+        serve_factory(config, port)
+        wait_for(lambda: hub.member_emails(list_id) == {"c0@example.com", "c1@example.com", "c2@example.com",
+                                                         "stranger@example.com"})  # fmt: skip

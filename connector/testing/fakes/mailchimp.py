@@ -24,6 +24,7 @@ import math
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +164,8 @@ class FakeMailchimp(FakeServer):
             Route("/3.0/lists/{list_id}", self._list, methods=["GET"]),
             Route("/3.0/lists/{list_id}/members/{hash}", self._put_member, methods=["PUT"]),
             Route("/3.0/lists/{list_id}/members/{hash}/tags", self._tags, methods=["POST"]),
+            Route("/3.0/lists/{list_id}/segments", self._segments, methods=["GET"]),
+            Route("/3.0/lists/{list_id}/segments/{segment_id}/members", self._segment_members, methods=["GET"]),
             Route("/{rest:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
@@ -242,6 +245,31 @@ class FakeMailchimp(FakeServer):
                 else:
                     member.tags.discard(tag["name"])
         return Response(status_code=204)
+
+    def _tag_segments(self, list_id: str) -> dict[str, str]:
+        """Segment id -> tag name: every tag is a static segment (its id stable per name)."""
+        with self._state:
+            names = {t for m in self.audiences[list_id].values() for t in m.tags}
+        return {str(zlib.crc32(n.encode()) % 10**6): n for n in names}
+
+    async def _segments(self, request: Request) -> Response:
+        list_id = request.path_params["list_id"]
+        if list_id not in self.audiences:
+            return self._not_found()
+        segments = [{"id": int(i), "name": n, "type": "static", "list_id": list_id}
+                    for i, n in sorted(self._tag_segments(list_id).items())]  # fmt: skip
+        return JSONResponse({"segments": segments, "list_id": list_id, "total_items": len(segments)})
+
+    async def _segment_members(self, request: Request) -> Response:
+        list_id = request.path_params["list_id"]
+        name = self._tag_segments(list_id).get(request.path_params["segment_id"]) if list_id in self.audiences else None
+        if name is None:
+            return self._not_found()
+        count, offset = int(request.query_params.get("count", "10")), int(request.query_params.get("offset", "0"))
+        with self._state:
+            tagged = sorted((m for m in self.audiences[list_id].values() if name in m.tags), key=lambda m: m.email)
+        page = [m.as_json(list_id) for m in tagged[offset : offset + min(count, 1000)]]
+        return JSONResponse({"members": page, "total_items": len(tagged)})
 
     async def _unknown(self, request: Request) -> Response:
         return self._not_found()

@@ -75,7 +75,10 @@ async def scenario(folder: Path, plain_url: str, hub_url: str, mappings: Mapping
         async with PlainApi(PLAIN_KEY, plain_url) as api:
             result = await backfill(store, api, mappings)
         read_s = time.perf_counter() - started
-        while (status := (await store.status()).targets.get("hubspot")) is None or status.backlog:
+        while True:
+            status = (await store.status()).targets.get("hubspot")
+            if status is not None and status.backlog == 0:
+                break
             await asyncio.sleep(0.02)
         total_s = time.perf_counter() - started
     finally:

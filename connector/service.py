@@ -135,9 +135,11 @@ class Service:
         watcher = asyncio.create_task(self._watch_mappings(), name="mappings")
         background = [*delivery, watcher]
         if self.config.reconcile.every:
-            from connector.sync.schedule import reconcile_forever
+            from connector.sync.schedule import Host, reconcile_forever
 
-            background.append(asyncio.create_task(reconcile_forever(self), name="reconcile"))
+            host = Host(self.config, self.store, lambda: self.mappings.current, self.stopping,
+                        lambda: self.wake(self.adapters))  # fmt: skip
+            background.append(asyncio.create_task(reconcile_forever(host), name="reconcile"))
         try:
             await server.serve()
         finally:

@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from connector.config import Config
+from connector.mappings import MappingSet
 from connector.plain.api import PlainApi
-from connector.store.base import RunInfo
+from connector.store.base import RunInfo, Store
 from connector.sync.backfill import backfill
-
-if TYPE_CHECKING:
-    from connector.service import Service
 
 log = logging.getLogger("connector.reconcile")
 
@@ -35,7 +35,18 @@ def next_start(last: RunInfo | None, every: float, now: float) -> float:
     return last.started_at + every
 
 
-async def reconcile_forever(service: Service) -> None:
+@dataclass(frozen=True)
+class Host:
+    """What the scheduler needs of the running service."""
+
+    config: Config
+    store: Store
+    mappings: Callable[[], MappingSet]  # the live set, re-read at each run
+    stopping: asyncio.Event
+    wake: Callable[[], None]  # new work: wake the delivery runners
+
+
+async def reconcile_forever(service: Host) -> None:
     """serve's task: wait for the next run, run it, repeat until serve stops."""
     every = service.config.reconcile.every
     key = service.config.plain.api_key
@@ -61,13 +72,11 @@ async def reconcile_forever(service: Service) -> None:
                 await run
 
 
-async def _run_once(service: Service, api_key: str, every: float) -> None:
+async def _run_once(service: Host, api_key: str, every: float) -> None:
     started = time.time()
     try:
         async with PlainApi(api_key, service.config.plain.api_url) as api:
-            result = await backfill(
-                service.store, api, service.mappings.current, kind="reconcile", next_at=started + every
-            )
+            result = await backfill(service.store, api, service.mappings(), kind="reconcile", next_at=started + every)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -77,6 +86,6 @@ async def _run_once(service: Service, api_key: str, every: float) -> None:
             await service.store.finish_run(runs["reconcile"].id, "failed", str(exc), retry)
         log.error("scheduled reconcile failed (%s); next try in %.0fs", exc, retry - time.time())
         return
-    service.wake(service.adapters)
+    service.wake()
     counts = result.counts
     log.info("scheduled reconcile done: %s; next in %.0fs", counts.text(), every)

@@ -1,6 +1,6 @@
 """The HTTP surface: Plain's webhook endpoint, health, readiness and metrics.
 
-The webhook path is kept short on purpose (DESIGN.md §5): check, verify, parse once,
+The webhook path is kept short on purpose (docs/architecture.md, "Facts we design for"): check, verify, parse once,
 one group-committed store call, answer. A 2xx means "durably stored", never "delivered".
 """
 

@@ -1,4 +1,4 @@
-"""Command line: ``plain-crm-sync <command> --config FILE`` (DESIGN.md §3)."""
+"""Command line: ``plain-crm-sync <command> --config FILE`` (README: commands)."""
 
 from __future__ import annotations
 
@@ -167,6 +167,27 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK if response.is_success else EXIT_INVALID
 
 
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    """Copy all state from one store URL to another (SQLite <-> PostgreSQL)."""
+    from connector.store.migrate import DestinationNotEmpty, migrate_store
+
+    try:
+        copied = migrate_store(args.source, args.destination, force=args.force)
+    except DestinationNotEmpty as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(", ".join(f"{table}: {n}" for table, n in copied.rows.items()))
+    return EXIT_OK
+
+
+def _add_migrate_store(sub: Any) -> None:
+    p = sub.add_parser("migrate-store", help="copy all state between stores (SQLite <-> PostgreSQL)")
+    p.add_argument("--from", dest="source", required=True, metavar="URL", help="store URL to copy from")
+    p.add_argument("--to", dest="destination", required=True, metavar="URL", help="store URL to copy into")
+    p.add_argument("--force", action="store_true", help="replace whatever the destination holds")
+    p.set_defaults(func=cmd_migrate_store)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plain-crm-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--url", help="default: the configured server address")
     _add_plain_commands(sub)
     _add_sync_commands(sub)
+    _add_migrate_store(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The service config file (DESIGN.md §3): parsed, env-expanded, validated with file:line."""
+"""The service config file (README: config reference): parsed, env-expanded, validated with file:line."""
 
 from __future__ import annotations
 

@@ -53,6 +53,7 @@ class Service:
             for name, adapter in self.adapters.items()
         }
         self.stopping = asyncio.Event()
+        self.store.on_new_work(self.wake)
 
     def wake(self, targets: Iterable[str]) -> None:
         """New work for these targets: wake their idle runners now rather than at next poll."""
@@ -115,8 +116,12 @@ class Service:
             raise
         if released:
             log.info("resuming %d change(s) that were in flight when the service last stopped", released)
-        for adapter in self.adapters.values():
+        log.info("serving as %s (the lease owner of the work this process claims)", self.owner)
+        for name, adapter in self.adapters.items():
             await adapter.start()
+            limiter = getattr(adapter, "limiter", None)  # HTTP adapters pace their calls
+            if limiter is not None:
+                await self.store.share_rate_limit(name, limiter)
         server = _Server(
             uvicorn.Config(
                 self.app(),

@@ -7,14 +7,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from connector.testing.postgres import ENV, scratch_schema, server_url
+from connector.testing.simulator import Delivery
 
 SECRET = "test-signing-secret"
 
@@ -139,6 +144,53 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
     return value
 
 
+@dataclass
+class Posted:
+    """What became of a posted stream: the service's ``status`` per accepted delivery, and
+    the deliveries not accepted when posting was stopped."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    pending: list[Delivery] = field(default_factory=list)
+
+
+def post_stream(
+    url: str,
+    deliveries: Iterable[Delivery],
+    *,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+) -> Posted:
+    """POST each delivery, in order, to the webhook ``url`` the way Plain delivers.
+
+    By default every delivery must be answered 200. With a ``deadline`` (monotonic time)
+    a delivery answered 503 or not answered at all is delivered again until accepted (as
+    Plain does, without its long waits); any other answer fails. With ``stop``, posting
+    retries likewise until the event is set, and what is left is returned as ``pending``.
+    """
+    posted = Posted(pending=list(deliveries))
+    retrying = deadline is not None or stop is not None
+    with httpx.Client(timeout=5) as client:
+        while posted.pending and not (stop is not None and stop.is_set()):
+            delivery = posted.pending[0]
+            try:
+                response: httpx.Response | None = client.post(url, content=delivery.body, headers=delivery.headers)
+            except httpx.HTTPError:
+                if not retrying:
+                    raise
+                response = None  # the server stopped taking requests: Plain will deliver again
+            if response is not None and response.status_code == 200:
+                posted.statuses[response.json()["status"]] += 1
+                posted.pending.pop(0)
+                continue
+            assert retrying, response.text if response is not None else "no answer"
+            if deadline is not None:
+                assert response is None or response.status_code == 503, response.text
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{delivery.event_id} never accepted")
+                time.sleep(0.05)
+    return posted
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--long", action="store_true", default=False,
@@ -149,3 +201,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A store URL on its own fresh schema of the test server (dropped afterwards).
+
+    Skips where no server is configured; CI sets the variable, so there it runs.
+    """
+    url = server_url()
+    if url is None:
+        pytest.skip(f"{ENV} is not set (no PostgreSQL server to test on)")
+    with scratch_schema(url) as scoped:
+        yield scoped

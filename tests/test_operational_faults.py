@@ -14,7 +14,7 @@ import orjson
 from connector.testing.plain import membership_event, signed_request
 from connector.testing.simulator import PlainSimulator
 
-from tests.conftest import SECRET, ServeProcess, free_port, run_cli, wait_for, write_setup
+from tests.conftest import SECRET, ServeProcess, free_port, post_stream, run_cli, wait_for, write_setup
 
 ENT = ("cg_ent", "enterprise", "Enterprise")
 GROUPS = ["enterprise", "beta", "vip"]
@@ -104,7 +104,6 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path, serve_factory: Any) ->
     sim = PlainSimulator(SECRET, customers=30, seed=9).plan(600)
     deliveries = list(sim.deliveries())
     serve = serve_factory(config, port)
-    pending = list(deliveries)
     stopped = threading.Event()
 
     def stop_soon() -> None:
@@ -114,23 +113,11 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path, serve_factory: Any) ->
 
     stopper = threading.Thread(target=stop_soon)
     stopper.start()
-    refused = 0
-    with httpx.Client(base_url=serve.url, timeout=5) as client:
-        while pending and not stopped.is_set():
-            try:
-                if (
-                    client.post("/webhooks/plain", content=pending[0].body, headers=pending[0].headers).status_code
-                    == 200
-                ):
-                    pending.pop(0)
-            except httpx.HTTPError:
-                refused += 1  # the server stopped taking requests: Plain will deliver again
+    pending = post_stream(serve.url + "/webhooks/plain", deliveries, stop=stopped).pending
     stopper.join()
     assert pending, "the load should still be running when SIGTERM arrives"
     serve = serve_factory(config, port)
-    with httpx.Client(base_url=serve.url, timeout=5) as client:
-        for delivery in pending:  # Plain's redeliveries of what was not acknowledged
-            assert client.post("/webhooks/plain", content=delivery.body, headers=delivery.headers).status_code == 200
+    post_stream(serve.url + "/webhooks/plain", pending)  # Plain's redeliveries of what was not acknowledged
 
     def members() -> set[tuple[str, str]]:
         last: dict[tuple[str, str], str] = {}

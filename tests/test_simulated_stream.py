@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 from connector.testing.simulator import PlainSimulator
 
-from tests.conftest import SECRET, free_port, wait_for, write_setup
+from tests.conftest import SECRET, free_port, post_stream, wait_for, write_setup
 
 GROUPS = ["enterprise", "beta", "vip"]
 
@@ -32,12 +30,7 @@ def test_stream_converges_to_expected_membership(tmp_path: Path, serve_factory: 
     config = write_setup(tmp_path, port=port, mappings=[{"group": g, "to": [{"target": "audit"}]} for g in GROUPS])
     serve = serve_factory(config, port)
     sim = PlainSimulator(SECRET, customers=15, seed=7).plan(300)
-    statuses: dict[str, int] = defaultdict(int)
-    with httpx.Client(base_url=serve.url) as client:
-        for delivery in sim.deliveries():
-            response = client.post("/webhooks/plain", content=delivery.body, headers=delivery.headers)
-            assert response.status_code == 200, response.text
-            statuses[response.json()["status"]] += 1
+    statuses = post_stream(serve.url + "/webhooks/plain", sim.deliveries()).statuses
     expected = sim.expected_members()
     log = tmp_path / "data" / "sync-log.jsonl"
     wait_for(lambda: final_state(log)[0] == expected, timeout=20)

@@ -17,7 +17,7 @@ __all__ = ["HttpTargetConfig", "join_url", "secret_check"]
 
 
 class HttpTargetConfig(TargetConfig):
-    """Fields every HTTP target accepts on top of its own (DESIGN.md §3)."""
+    """Fields every HTTP target accepts on top of its own (README: targets)."""
 
     base_url: str | None = None
     rate_limit: RateLimit | None = None

@@ -1,7 +1,7 @@
 """``type: intercom``: a Plain customer group as an Intercom contact tag.
 
 A change costs at most three calls, each idempotent, so a change sent again after a crash
-is harmless (DESIGN.md §3, "in-flight is unknown"):
+is harmless (docs/architecture.md, "in-flight is unknown"):
 
 1. the tag id: ``POST /tags {name}`` creates the tag or returns the existing one (Intercom
    tag names are case-insensitive); cached per name for the adapter's life;
@@ -58,7 +58,7 @@ Stale = Literal["contact", "tag"]
 
 
 class IntercomConfig(HttpTargetConfig):
-    """``{type: intercom, token: ${INTERCOM_TOKEN}, region: eu}`` (DESIGN.md §3).
+    """``{type: intercom, token: ${INTERCOM_TOKEN}, region: eu}`` (docs/targets/intercom.md).
 
     ``base_url``, when set, replaces the region's host (proxies, test servers).
     ``contact_role`` is only the role of contacts this target *creates*.

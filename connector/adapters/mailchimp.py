@@ -8,7 +8,7 @@ A person who is not in the audience is not created unless the operator says so
 (``create_missing_contacts: true``) *and* says with which status (``status_if_new``):
 adding someone to a marketing audience is a consent decision this service must never make
 on its own. Mailchimp allows 10 simultaneous connections per account, and that, not a
-request rate, is the limit that matters (DESIGN.md §4).
+request rate, is the limit that matters (docs/targets/mailchimp.md).
 """
 
 from __future__ import annotations

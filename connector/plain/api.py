@@ -1,6 +1,6 @@
 """Async client of Plain's Core GraphQL API: groups, their customers, webhook targets.
 
-Plain's rules it keeps (DESIGN.md §1):
+Plain's rules it keeps (docs/architecture.md, "Facts we design for"):
 
 - Rate limit per API key. Every answer says ``x-ratelimit-remaining`` and
   ``x-ratelimit-reset`` (an ISO time). At 0 remaining the client sends nothing until the

@@ -26,7 +26,7 @@ __all__ = ["EVENT_TYPES", "SPOKEN_VERSIONS", "choose_version", "register", "run"
 #: versions of the JSON Schemas in tests/plain/schemas, which the parser is tested against.
 SPOKEN_VERSIONS = ("2026-04-21", "2026-02-27", "2025-08-06", "2024-09-18")
 
-#: What the service acts on (DESIGN.md §1); everything else would only be acknowledged.
+#: What the service acts on (docs/architecture.md, "Facts we design for"); everything else would only be acknowledged.
 EVENT_TYPES = (ev.MEMBERSHIPS_CHANGED, ev.CUSTOMER_UPDATED, ev.CUSTOMER_DELETED, ev.GROUP_CHANGED)
 
 DESCRIPTION = "plain-crm-sync: customer group memberships to CRMs"

@@ -51,5 +51,7 @@ def open_store(url: str, base_dir: Path) -> Store:
 
         return SQLiteStore(sqlite_path(url, base_dir))
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreURLError("the PostgreSQL store is not built yet (DESIGN.md §5, scale-out); use sqlite:///")
+        from connector.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise StoreURLError(f"unsupported store url {url.split(':', 1)[0]!r}: expected sqlite:/// or postgresql://")

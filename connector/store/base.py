@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -310,6 +310,21 @@ class Store(abc.ABC):
 
         Returns how many became work again; a letter whose change is no longer wanted is
         simply removed.
+        """
+
+    def on_new_work(self, wake: Callable[[Iterable[str]], None]) -> None:
+        """Call ``wake(targets)`` when another process adds work for those targets.
+
+        Optional: a store that only one process serves (SQLite) has nobody to hear from,
+        and runners poll anyway. Register before :meth:`open`.
+        """
+
+    async def share_rate_limit(self, target: str, limiter: Any) -> None:
+        """Pace ``limiter`` with this process's share of ``target``'s rate limit.
+
+        Optional: a store several replicas share keeps the sum of their calls under the
+        vendor's limit (see :mod:`connector.store.postgres.ratelimit`); a store one
+        process serves leaves the in-process limiter as it is.
         """
 
     # -- desired state from Plain's API (backfill, reconcile, resync, verify) --------------

@@ -1,6 +1,6 @@
 """A Plain simulator: realistic signed webhook streams and the state they must produce.
 
-It behaves the way Plain's delivery does (DESIGN.md §1): at-least-once, so some events are
+It behaves the way Plain's delivery does (docs/architecture.md, "Facts we design for"): at-least-once, so some events are
 delivered again with the same id and a higher attempt number; no ordering guarantee, so
 deliveries are shuffled within a window; and people who join and leave a group within a
 second. ``expected()`` is the membership every (customer, group) must end with, computed

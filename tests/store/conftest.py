@@ -22,6 +22,9 @@ def sqlite_store(tmp_path: Path) -> NewStore:
 BACKENDS: dict[str, Callable[[Path], NewStore]] = {"sqlite": sqlite_store}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> NewStore:
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")  # tests/conftest.py: skips without a server
+        return lambda: open_store(url, tmp_path)
     return BACKENDS[request.param](tmp_path)

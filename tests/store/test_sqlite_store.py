@@ -65,3 +65,28 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
         return "opened"
 
     assert "newer plain-crm-sync (schema 999 > 1)" in run(scenario())
+
+
+def test_the_version_table_records_the_schema_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from connector.store import StoreUnavailable
+
+    run(_open_and_close(tmp_path))
+    conn = sqlite3.connect(tmp_path / "t.db")
+    recorded = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    with conn:
+        conn.execute("INSERT INTO schema_migrations (version, description) VALUES (7, 'from the future')")
+    conn.close()
+    assert recorded == [(1,)]
+    try:
+        run(_open_and_close(tmp_path))
+        raise AssertionError("a store from a newer release must be refused")
+    except StoreUnavailable as exc:
+        assert "newer plain-crm-sync (schema 7 > 1)" in str(exc)
+
+
+async def _open_and_close(tmp_path: Path) -> None:
+    s = open_store("sqlite:///t.db", tmp_path)
+    await s.open()
+    await s.close()

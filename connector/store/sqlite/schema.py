@@ -4,6 +4,14 @@
 SCHEMA_VERSION = 1
 
 SCHEMA = """
+-- The versions applied, as in PostgreSQL's store (PRAGMA user_version is kept as well:
+-- releases before this table read only that).
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS inbox (
     event_id    TEXT PRIMARY KEY,
     event_type  TEXT,

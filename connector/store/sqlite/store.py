@@ -55,13 +55,17 @@ class SQLiteStore(Store):
     def _open_connection(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = max(conn.execute("PRAGMA user_version").fetchone()[0], _recorded_version(conn))
         if version > SCHEMA_VERSION:
             conn.close()
             raise sqlite3.DatabaseError(
                 f"{self.path} was written by a newer plain-crm-sync (schema {version} > {SCHEMA_VERSION})"
             )
         conn.executescript(SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO schema_migrations (version, description) VALUES (?, ?)",
+            (SCHEMA_VERSION, "inbox, desired and applied state, outbox, dead letters"),
+        )
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return conn
 
@@ -187,3 +191,10 @@ class SQLiteStore(Store):
         self, target: str, dest: str, groups: Collection[str], crm_emails: Collection[str], *, write: bool = True
     ) -> VerifyResult:
         return await self._tx(lambda tx: core_sync.verify(tx, target, dest, groups, crm_emails, time.time(), write))
+
+
+def _recorded_version(conn: sqlite3.Connection) -> int:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
+    if found is None:
+        return 0
+    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]

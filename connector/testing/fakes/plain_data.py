@@ -29,7 +29,7 @@ from graphql import GraphQLError
 __all__ = ["KNOWN_EVENT_TYPES", "MAX_TARGETS", "PlainData", "fake_error"]
 
 DEFAULT_PAGE, MAX_PAGE = 25, 100
-#: Plain allows at most 25 webhook targets a workspace (DESIGN.md §1).
+#: Plain allows at most 25 webhook targets a workspace (docs/architecture.md, "Facts we design for").
 MAX_TARGETS = 25
 #: event types a webhook target may subscribe to (a subset of Plain's; enough to tell a typo)
 KNOWN_EVENT_TYPES = frozenset(

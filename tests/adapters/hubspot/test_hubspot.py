@@ -3,88 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from connector.adapters.base import Change, OptionsError, Outcome
+from connector.adapters.base import OptionsError, Outcome
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotConfig
-from connector.testing.fakes.clock import run_virtual
 from pydantic import ValidationError
 
-TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
-BASE = "https://api.hubapi.com"
-READ = "/crm/v3/objects/contacts/batch/read"
-UPSERT = "/crm/v3/objects/contacts/batch/upsert"
-
-
-def change(email: str | None = "ann@example.com", action: str = "add", key: str = "k", **options: Any) -> Change:
-    return Change(
-        key=key,
-        action=action,
-        customer_id=f"c_{key}",
-        email=email,
-        group_id="cg_ent",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id=f"pEv_{key}",
-        full_name="Ann Mary Lee",
-        group_name="Enterprise",
-        options=options or {"list": "123"},
-    )
-
-
-def adapter(**config: Any) -> HubSpotAdapter:
-    raw = {"type": "hubspot", "token": TOKEN, **config}
-    return HubSpotAdapter("hubspot", HubSpotConfig.model_validate(raw))
-
-
-def run(target: HubSpotAdapter, body: Callable[[HubSpotAdapter], Any]) -> Any:
-    async def main() -> Any:
-        await target.start()
-        try:
-            return await body(target)
-        finally:
-            await target.close()
-
-    return run_virtual(main())
-
-
-def apply(changes: Sequence[Change], target: HubSpotAdapter | None = None) -> list[Outcome]:
-    return run(target or adapter(), lambda a: a.apply(changes))  # type: ignore[no-any-return]
-
-
-def contacts(known: dict[str, str]) -> Callable[[httpx.Request], httpx.Response]:
-    """A batch/read that knows ``known`` (email -> id) and answers 207 for the rest, like HubSpot."""
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        asked = [i["id"] for i in json.loads(request.content)["inputs"]]
-        results = [{"id": known[e], "properties": {"email": e}} for e in asked if e in known]
-        missing = [e for e in asked if e not in known]
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results}
-        if not missing:
-            return httpx.Response(200, json=body)
-        body["errors"] = [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "not found",
-                           "context": {"ids": missing}}]  # fmt: skip
-        return httpx.Response(207, json=body)
-
-    return answer
-
-
-def members(missing: Sequence[str] = ()) -> httpx.Response:
-    return httpx.Response(200, json={"recordsIdsAdded": [], "recordIdsRemoved": [], "recordIdsMissing": list(missing)})
-
-
-def pinned(request: httpx.Request, method: str, path: str) -> Any:
-    """Method, URL, auth and content type as HubSpot wants them; returns the JSON body."""
-    assert request.method == method
-    assert str(request.url) == BASE + path
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-    if request.content:
-        assert request.headers["Content-Type"] == "application/json"
-    return json.loads(request.content) if request.content else None
-
+from tests.adapters.hubspot.conftest import (
+    BASE,
+    READ,
+    TOKEN,
+    UPSERT,
+    adapter,
+    apply,
+    change,
+    contacts,
+    members,
+    pinned,
+    run,
+)
 
 # -- the exact calls -------------------------------------------------------------------
 

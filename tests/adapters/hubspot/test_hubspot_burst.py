@@ -1,6 +1,6 @@
 """A 1,000-change burst to one HubSpot list through the real runner and SQLite store.
 
-Counts CRM calls per 100 changes (DESIGN.md §5: at most 2.5, and zero 429s under
+Counts CRM calls per 100 changes (docs/performance.md: at most 2.5, and zero 429s under
 100 requests / 10 s) and checks the fake's final list membership.
 """
 

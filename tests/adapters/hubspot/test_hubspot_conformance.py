@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from connector.adapters.base import Outcome
@@ -12,9 +10,11 @@ from connector.testing.conformance import AdapterConformance
 from connector.testing.fakes.hubspot import ALL_SCOPES, FakeHubSpot
 from connector.testing.fakes.server import FakeServer
 
+from tests.adapters.conftest import run_started
+from tests.adapters.hubspot.conftest import TOKEN, adapter
+
 T = TypeVar("T")
 
-TOKEN = "pat-na1-conformance-0123456789"
 LIST_ID = "41"
 
 
@@ -58,32 +58,15 @@ class TestHubSpotConformanceWithoutCreation(TestHubSpotConformance):
 # -- beyond the suite, against the same fake -----------------------------------------------
 
 
-def started(fake: FakeHubSpot, **config: Any) -> HubSpotAdapter:
-    assert fake.base_url
-    raw = {"type": "hubspot", "token": TOKEN, "base_url": fake.base_url, **config}
-    return HubSpotAdapter("hubspot", HubSpotAdapter.config_model.model_validate(raw))
-
-
-def run(adapter: HubSpotAdapter, main: Callable[[HubSpotAdapter], Awaitable[T]]) -> T:
-    async def scenario() -> T:
-        await adapter.start()
-        try:
-            return await main(adapter)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(scenario())
-
-
 def test_check_online_against_the_fake_names_each_problem() -> None:
     fake = FakeHubSpot(TOKEN, scopes=ALL_SCOPES - {"crm.lists.read"})
     fake.seed_list("Enterprise", list_id=LIST_ID)
     with fake.serve():
-        [problem] = run(started(fake), lambda a: a.check_online([{"list": LIST_ID}]))
+        [problem] = run_started(adapter(fake), lambda a: a.check_online([{"list": LIST_ID}]))
         fake.scopes = set(ALL_SCOPES)
         fake.seed_list("Active", processing_type="DYNAMIC", list_id="42")
         options = [{"list": LIST_ID}, {"list_name": "active"}, {"list_name": "Nope"}]
-        problems = run(started(fake), lambda a: a.check_online(options))
+        problems = run_started(adapter(fake), lambda a: a.check_online(options))
     assert "lacks scope crm.lists.read" in problem
     assert len(problems) == 2
     assert "list named 'active' is a DYNAMIC list" in problems[0] and "list named 'Nope' not found" in problems[1]
@@ -102,7 +85,7 @@ def test_a_contact_deleted_and_recreated_in_hubspot_is_found_again() -> None:
         return first + await adapter.apply([change])
 
     with fake.serve():
-        outcomes = run(started(fake), scenario)
+        outcomes = run_started(adapter(fake), scenario)
     assert outcomes == [Outcome.done(), Outcome.done()]
     assert fake.member_emails(LIST_ID) == {"ann@example.com"} and old_id not in fake.member_ids(LIST_ID)
     reads = fake.log.matching("POST", "/crm/v3/objects/contacts/batch/read")

@@ -9,7 +9,7 @@ import httpx
 import respx
 from connector.adapters.base import Outcome
 
-from tests.adapters.hubspot.test_hubspot import (
+from tests.adapters.hubspot.conftest import (
     BASE,
     READ,
     TOKEN,

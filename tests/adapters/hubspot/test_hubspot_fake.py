@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from connector.testing.fakes.hubspot import ALL_SCOPES, FakeHubSpot
 from connector.testing.fakes.limits import WindowLimit
 
-TOKEN = "pat-na1-fake-0123456789"
-READ = "/crm/v3/objects/contacts/batch/read"
+from tests.adapters.hubspot.conftest import READ, TOKEN
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeHubSpot]:
-    server = FakeHubSpot(TOKEN, rate_limit=WindowLimit(5, 60))
-    with server.serve():
-        yield server
+def fake_options() -> dict[str, Any]:
+    return {"rate_limit": WindowLimit(5, 60)}
 
 
 def client(fake: FakeHubSpot, token: str = TOKEN) -> httpx.Client:

@@ -4,17 +4,17 @@ particular to Intercom (409 on create, stale ids after deletes, shared emails, r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from connector.adapters.base import Change, Outcome
 from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.redact import mask_email
 from connector.testing.conformance import AdapterConformance
 from connector.testing.fakes.intercom import FakeIntercom
 
-TOKEN = "dG9rOmZha2VfaW50ZXJjb21fdG9rZW4xMjM0NQ=="
+from tests.adapters.conftest import run_started
+from tests.adapters.intercom.conftest import TOKEN, change, intercom_adapter
+
 TAG = "Conformance Tag"
 
 
@@ -66,46 +66,18 @@ class TestIntercomConformanceLeadsAndLenientDetach(TestIntercomConformance):
 # -- Intercom specifics ---------------------------------------------------------------
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeIntercom]:
-    server = FakeIntercom(TOKEN)
-    with server.serve():
-        yield server
-
-
-def change(email: str | None, action: str = "add", tag: str = TAG, external_id: str | None = None) -> Change:
-    return Change(
-        key="k",
-        action=action,
-        customer_id="c_1",
-        email=email,
-        group_id="cg_1",  # type: ignore[arg-type]
-        group_key="ent",
-        event_id="pEv_1",
-        options={"tag": tag},
-        external_id=external_id,
-        full_name="Ada Lovelace",
-    )
-
-
 def run(fake: FakeIntercom, *batches: list[Change], between: Any = None, **config: Any) -> list[list[Outcome]]:
     """Apply ``batches`` with one adapter (caches persist); ``between(fake)`` runs after the first."""
 
-    async def main() -> list[list[Outcome]]:
-        raw = {"type": "intercom", "token": TOKEN, "base_url": fake.base_url, **config}
-        adapter = IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
-        await adapter.start()
-        try:
-            results = []
-            for index, batch in enumerate(batches):
-                if index == 1 and between is not None:
-                    between(fake)
-                results.append(await adapter.apply(batch))
-            return results
-        finally:
-            await adapter.close()
+    async def main(adapter: IntercomAdapter) -> list[list[Outcome]]:
+        results = []
+        for index, batch in enumerate(batches):
+            if index == 1 and between is not None:
+                between(fake)
+            results.append(await adapter.apply(batch))
+        return results
 
-    return asyncio.run(main())
+    return run_started(intercom_adapter(fake, **config), main)
 
 
 def kinds(results: list[list[Outcome]]) -> list[list[str]]:
@@ -281,16 +253,7 @@ def test_created_user_carries_email_external_id_and_name(fake: FakeIntercom) -> 
 
 
 def check(fake: FakeIntercom, destinations: list[dict[str, Any]] = (), **config: Any) -> list[str]:  # type: ignore[assignment]
-    async def main() -> list[str]:
-        raw = {"type": "intercom", "token": TOKEN, "base_url": fake.base_url, **config}
-        adapter = IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
-        await adapter.start()
-        try:
-            return await adapter.check_online(destinations)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(main())
+    return run_started(intercom_adapter(fake, **config), lambda adapter: adapter.check_online(destinations))
 
 
 def test_check_online_is_read_only_and_clean(fake: FakeIntercom) -> None:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from connector.testing.fakes import WindowLimit
 from connector.testing.fakes.intercom import FakeIntercom
 
-TOKEN = "dG9rOmZha2Vfc2VsZl90ZXN0X3Rva2VuXzEyMzQ1"
-HEADERS = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.14", "Accept": "application/json"}
+from tests.adapters.intercom.conftest import HEADERS
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeIntercom]:
-    server = FakeIntercom(TOKEN, rate_limit=WindowLimit(3, 10.0))
-    with server.serve():
-        yield server
+def fake_options() -> dict[str, Any]:
+    return {"rate_limit": WindowLimit(3, 10.0)}
 
 
 def client(fake: FakeIntercom, **headers: str) -> httpx.Client:

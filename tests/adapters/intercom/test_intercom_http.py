@@ -15,7 +15,9 @@ from connector.adapters.intercom import IntercomAdapter, IntercomConfig
 from connector.testing.fakes import run_virtual
 from pydantic import ValidationError
 
-TOKEN = "dG9rOnJlc3B4X2ludGVyY29tX3Rva2VuXzEyMzQ1"
+from tests.adapters.conftest import make_change, run_started
+from tests.adapters.intercom.conftest import TOKEN, intercom_adapter
+
 US = "https://api.intercom.io"
 CONTACT = {
     "type": "contact",
@@ -29,21 +31,8 @@ NONE_FOUND = {"type": "list", "data": [], "total_count": 0}
 TAG = {"type": "tag", "id": "81", "name": "Enterprise"}
 
 
-def make(**config: Any) -> IntercomAdapter:
-    raw = {"type": "intercom", "token": TOKEN, **config}
-    return IntercomAdapter("intercom", IntercomConfig.model_validate(raw))
-
-
 def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
-    async def main() -> list[Outcome]:
-        adapter = make(**config)
-        await adapter.start()
-        try:
-            return await adapter.apply(changes)
-        finally:
-            await adapter.close()
-
-    return run_virtual(main())
+    return run_started(intercom_adapter(**config), lambda a: a.apply(changes), virtual=True)
 
 
 def change(
@@ -52,18 +41,8 @@ def change(
     external_id: str | None = None,
     name: str | None = "Ada Lovelace",
 ) -> Change:
-    return Change(
-        key="1",
-        action=action,
-        customer_id="c_1",
-        email=email,
-        group_id="cg_1",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id="pEv_1",
-        options={"tag": "Enterprise"},
-        external_id=external_id,
-        full_name=name,
-    )
+    return make_change(key="1", action=action, email=email, options={"tag": "Enterprise"},
+                       external_id=external_id, full_name=name)  # fmt: skip
 
 
 def body(call: Any) -> Any:
@@ -225,7 +204,7 @@ def test_check_online_calls_me() -> None:
     me = {"type": "admin", "app": {"type": "app", "id_code": "abc", "name": "Acme", "region": "EU"}}
 
     async def main() -> list[str]:
-        adapter = make(region="eu")
+        adapter = intercom_adapter(region="eu")
         await adapter.start()
         try:
             return await adapter.check_online([{"tag": "Enterprise"}])
@@ -240,10 +219,10 @@ def test_check_online_calls_me() -> None:
 
 
 def test_default_rate_limit_is_intercoms_per_app_limit_with_margin() -> None:
-    limit = make().rate_limit
+    limit = intercom_adapter().rate_limit
     assert limit.per_seconds == 10
     assert 1300 <= limit.requests < 1666  # 10,000 a minute is 1,666 per 10 s window
-    assert make(rate_limit={"requests": 100}).rate_limit.requests == 100
+    assert intercom_adapter(rate_limit={"requests": 100}).rate_limit.requests == 100
 
 
 @pytest.mark.parametrize(
@@ -263,7 +242,7 @@ def test_config_refuses(raw: dict[str, Any]) -> None:
 
 
 def test_token_is_secret_and_redacted() -> None:
-    adapter = make()
+    adapter = intercom_adapter()
     assert TOKEN not in repr(adapter.config)
     assert TOKEN in adapter.secrets()
 

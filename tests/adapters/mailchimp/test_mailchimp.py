@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -14,15 +13,15 @@ import httpx
 import pytest
 import respx
 from connector.adapters.base import Change, OptionsError, Outcome
-from connector.adapters.mailchimp import MailchimpAdapter, MailchimpConfig
+from connector.adapters.mailchimp import MailchimpAdapter
 from connector.config import YamlError, load_config
 from connector.redact import mask_email
 from pydantic import ValidationError
 
+from tests.adapters.conftest import run_started
+from tests.adapters.mailchimp.conftest import AUD, KEY, change, config
 from tests.conftest import write_setup
 
-KEY = "0123456789abcdef0123456789abcdef-us21"
-AUD = "aud123"
 API = "https://us21.api.mailchimp.com/3.0"
 ANN = "ann@example.com"
 ANN_HASH = hashlib.md5(b"ann@example.com").hexdigest()
@@ -30,41 +29,8 @@ BOB_HASH = hashlib.md5(b"bob@example.com").hexdigest()
 T = TypeVar("T")
 
 
-def change(
-    email: str | None = ANN,
-    tag: str = "Enterprise",
-    action: str = "add",
-    at: str = "2026-03-01T10:00:00.000Z",
-    key: str = "k",
-) -> Change:
-    return Change(
-        key=key,
-        action=action,
-        customer_id="c_1",
-        email=email,
-        group_id="cg_1",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id="pEv_1",
-        options={"tag": tag},
-        event_time=at,
-    )
-
-
-def config(**extra: Any) -> MailchimpConfig:
-    return MailchimpConfig.model_validate({"type": "mailchimp", "api_key": KEY, "audience_id": AUD, **extra})
-
-
 def run(body: Callable[[MailchimpAdapter], Awaitable[T]], **extra: Any) -> T:
-    adapter = MailchimpAdapter("mc", config(**extra))
-
-    async def main() -> T:
-        await adapter.start()
-        try:
-            return await body(adapter)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(main())
+    return run_started(MailchimpAdapter("mc", config(**extra)), body)
 
 
 def apply(changes: Sequence[Change], **extra: Any) -> list[Outcome]:

@@ -9,8 +9,8 @@ from connector.adapters.mailchimp import MailchimpAdapter
 from connector.testing.conformance import AdapterConformance
 from connector.testing.fakes.mailchimp import FakeMailchimp
 
-KEY = "5f0c7e2a9b1d4c3e8f6a0b2c4d6e8f01-us21"
-AUD = "a1b2c3d4e5"
+from tests.adapters.mailchimp.conftest import AUD, KEY
+
 TAG = "Conformance"
 
 

@@ -13,8 +13,8 @@ import pytest
 from connector.testing.fakes import Faults
 from connector.testing.fakes.mailchimp import FakeMailchimp
 
-KEY = "00112233445566778899aabbccddeeff-us21"
-AUD = "c0ffee1234"
+from tests.adapters.mailchimp.conftest import AUD, KEY
+
 ANN = "ann@example.com"
 ANN_HASH = hashlib.md5(ANN.encode()).hexdigest()
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
@@ -22,13 +22,6 @@ PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 
 def basic(password: str, user: str = "anystring") -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeMailchimp]:
-    server = FakeMailchimp(KEY, audiences={AUD})
-    with server.serve():
-        yield server
 
 
 @pytest.fixture

@@ -5,51 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from connector.adapters.base import Change, OptionsError, Outcome
+from connector.adapters.base import OptionsError, Outcome
 from connector.adapters.webhook import SIGNATURE_HEADER, WebhookAdapter, WebhookConfig, sign
-from connector.testing.fakes.clock import run_virtual
 from pydantic import ValidationError
 
-SECRET = "whsec-0123456789"
-URL = "https://hooks.example.com/crm/in?tenant=acme-77"
-
-
-def change(email: str = "ann@example.com", action: str = "add", **extra: Any) -> Change:
-    return Change(
-        key=email,
-        action=action,
-        customer_id="c_01H",
-        email=email,
-        group_id="cg_01H",  # type: ignore[arg-type]
-        group_key="enterprise",
-        event_id="pEv_01H",
-        external_id="ext-9",
-        full_name="Ann Lee",
-        group_name="Enterprise",
-        event_time="2026-03-01T10:00:00.000Z",
-        options={"label": "vip", "tier": 2},
-        **extra,
-    )
-
-
-def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
-    raw = {"type": "webhook", "url": URL, "secret": SECRET, **config}
-    adapter = WebhookAdapter("hook", WebhookConfig.model_validate(raw))
-
-    async def main() -> list[Outcome]:
-        await adapter.start()
-        try:
-            return await adapter.apply(changes)
-        finally:
-            await adapter.close()
-
-    return run_virtual(main())
+from tests.adapters.webhook.conftest import SECRET, URL, apply, change
 
 
 def test_posts_the_change_signed_with_exact_headers_and_body() -> None:

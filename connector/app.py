@@ -1,68 +1,47 @@
 """The HTTP surface: Plain's webhook endpoint, health, readiness and metrics.
 
-The webhook path is kept short on purpose (docs/architecture.md, "Facts we design for"): check, verify, parse once,
-one group-committed store call, answer. A 2xx means "durably stored", never "delivered".
+The webhook itself is :mod:`connector.receiver`, kept short on purpose (docs/architecture.md,
+"Facts we design for").
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
-from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.routing import Route as HttpRoute
+from starlette.types import Receive, Scope, Send
 
 from connector.config import PlainSection
-from connector.mappings import MappingSet
+from connector.delivery.fairness import ReceiveFirst
 from connector.metrics import Metrics
-from connector.plain.changes import UnprocessableEvent, parse_event
-from connector.plain.signature import is_fresh, replay_time, verify
-from connector.store.base import Store, StoreUnavailable
+from connector.receiver import WEBHOOK_PATH, MappingSource, WebhookReceiver
+from connector.store.base import Store
 
-log = logging.getLogger("connector.receiver")
-
-_JSON_TYPES = ("application/json",)
-
-
-class MappingSource(Protocol):
-    """Where the live mappings come from (a :class:`connector.mappings.MappingWatcher`)."""
-
-    @property
-    def current(self) -> MappingSet: ...
-
-    @property
-    def last_error(self) -> str | None: ...
+__all__ = ["MappingSource", "create_app"]
 
 
 def _answer(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"status": message, **extra}, status_code=status)
 
 
-class _TooLarge(Exception):
-    pass
+class _App(Starlette):
+    """Starlette, except that the webhook goes straight to its raw ASGI app (see
+    :mod:`connector.receiver`); other methods on its path still get Starlette's 405."""
 
+    def __init__(self, receiver: WebhookReceiver, routes: list[BaseRoute]) -> None:
+        super().__init__(routes=routes)
+        self.receiver = receiver
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The raw body, refused early when too large and cut off when it trickles in too slowly."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async with asyncio.timeout(timeout):
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-    return b"".join(chunks)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == WEBHOOK_PATH:
+            await self.receiver(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -73,74 +52,14 @@ def create_app(
     wake: Callable[[Iterable[str]], None],
     *,
     refresh_gauges: Callable[[], Awaitable[None]] | None = None,
+    receiving: ReceiveFirst | None = None,
 ) -> Starlette:
     """The ASGI app, built from what it uses: no service object, so no import of the service.
 
     ``wake`` is told which targets got new work; ``refresh_gauges`` runs before each scrape
-    of ``/metrics``.
+    of ``/metrics``; ``receiving`` counts webhooks in flight for delivery to give way to.
     """
-    secret = plain.signing_secret.get_secret_value()
-
-    async def webhook(request: Request) -> Response:
-        started = time.perf_counter()
-        response = await _receive(request)
-        metrics.receive_seconds.observe(time.perf_counter() - started)
-        return response
-
-    async def _receive(request: Request) -> Response:
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in _JSON_TYPES:
-            metrics.webhooks.labels("unsupported_media_type").inc()
-            return _answer(415, "unsupported media type", expected="application/json")
-        try:
-            body = await _read_body(request, plain.max_body_bytes, plain.body_timeout_seconds)
-        except TimeoutError:
-            metrics.webhooks.labels("body_timeout").inc()
-            return _answer(408, "body not received in time")
-        except _TooLarge:
-            metrics.webhooks.labels("too_large").inc()
-            return _answer(413, "body too large", limit_bytes=plain.max_body_bytes)
-        except ClientDisconnect:
-            metrics.webhooks.labels("client_disconnect").inc()
-            return _answer(400, "client disconnected")
-        if not verify(body, request.headers.get("plain-request-signature"), secret):
-            metrics.webhooks.labels("bad_signature").inc()
-            return _answer(401, "invalid signature")
-        now = datetime.now(UTC)
-        try:
-            event = parse_event(body)
-        except UnprocessableEvent as exc:
-            attempt = replay_time(exc.attempt_time, request.headers)  # a stale body is refused, parsed or not
-            if not is_fresh(attempt, now, plain.replay_tolerance_seconds):
-                metrics.webhooks.labels("stale").inc()
-                return _answer(401, "attempt timestamp missing or outside the replay window")
-            return await _keep_unprocessable(body, exc)
-        if not is_fresh(replay_time(event.attempt_time, request.headers), now, plain.replay_tolerance_seconds):
-            metrics.webhooks.labels("stale").inc()
-            return _answer(401, "attempt timestamp missing or outside the replay window")
-        routes = mappings.current.routes(event.changes)
-        try:
-            result = await store.accept(event, routes)
-        except StoreUnavailable as exc:
-            log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
-            metrics.webhooks.labels("store_unavailable").inc()
-            return _answer(503, "store unavailable")
-        metrics.webhooks.labels(result.status).inc()
-        metrics.events.labels(event.event_type, event.kind if result.status != "duplicate" else "duplicate").inc()
-        if result.work_created:
-            wake({r.target for rs in routes for r in rs})
-        return _answer(200, result.status, event_id=event.event_id, changes=len(event.changes))
-
-    async def _keep_unprocessable(body: bytes, exc: UnprocessableEvent) -> Response:
-        try:
-            result = await store.accept_unprocessable(body, exc.reason, exc.event_id, exc.event_type)
-        except StoreUnavailable as err:
-            log.error("cannot store an unprocessable event, answering 503: %s", err)
-            metrics.webhooks.labels("store_unavailable").inc()
-            return _answer(503, "store unavailable")
-        log.warning("kept unprocessable event %s (%s): %s", exc.event_id, exc.event_type, exc.reason)
-        metrics.webhooks.labels(result.status).inc()
-        return _answer(200, result.status, reason=exc.reason)
+    receiver = WebhookReceiver(plain, store, mappings, metrics, wake, receiving)
 
     async def healthz(request: Request) -> Response:
         return _answer(200, "ok")
@@ -162,11 +81,12 @@ def create_app(
             await refresh_gauges()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            HttpRoute("/webhooks/plain", webhook, methods=["POST"]),
+    return _App(
+        receiver,
+        [
+            HttpRoute(WEBHOOK_PATH, receiver, methods=["POST"]),
             HttpRoute("/healthz", healthz, methods=["GET"]),
             HttpRoute("/readyz", readyz, methods=["GET"]),
             HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
-        ]
+        ],
     )

@@ -18,8 +18,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from connector.adapters.base import Adapter
+from connector.adapters.http import HttpAdapter
 from connector.app import create_app
 from connector.config import Config
+from connector.delivery.fairness import ReceiveFirst
 from connector.delivery.runner import TargetRunner
 from connector.mappings import MappingWatcher, load_mappings
 from connector.metrics import Metrics
@@ -53,6 +55,10 @@ class Service:
             for name, adapter in self.adapters.items()
         }
         self.stopping = asyncio.Event()
+        self.receiving = ReceiveFirst()
+        for adapter in self.adapters.values():
+            if isinstance(adapter, HttpAdapter):
+                adapter.turn = self.receiving.turn
         self.store.on_new_work(self.wake)
 
     def wake(self, targets: Iterable[str]) -> None:
@@ -65,7 +71,13 @@ class Service:
     def app(self) -> Starlette:
         """The HTTP app over this service's store, mappings and metrics."""
         return create_app(
-            self.config.plain, self.store, self.mappings, self.metrics, self.wake, refresh_gauges=self.refresh_gauges
+            self.config.plain,
+            self.store,
+            self.mappings,
+            self.metrics,
+            self.wake,
+            refresh_gauges=self.refresh_gauges,
+            receiving=self.receiving,
         )
 
     def reload_mappings(self) -> bool:

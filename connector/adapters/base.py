@@ -13,7 +13,7 @@ import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from connector.adapters.change import Action, Change, Outcome, OutcomeKind
 from connector.adapters.errors import OptionsError
@@ -30,6 +30,9 @@ class TargetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: str
+    #: when the target's budget holds delivery back, how long the runner may wait for a
+    #: batch to fill before sending it (0: never wait)
+    linger_seconds: float = Field(2.0, ge=0, le=60)
 
 
 class Adapter(abc.ABC):
@@ -78,6 +81,13 @@ class Adapter(abc.ABC):
         empty means fine. Should only read from the CRM.
         """
         return []
+
+    def budget_bound(self, changes_per_second: float) -> bool:
+        """Is this target's rate or connection limit what holds delivery back, with
+        changes arriving at ``changes_per_second``? Then the runner lets a batch fill
+        (up to ``linger_seconds``) rather than spend a call on a few changes. The default,
+        for targets without a limit: never."""
+        return False
 
     @abc.abstractmethod
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:

@@ -36,6 +36,7 @@ from connector.adapters import (
     json_object,
     secret_check,
 )
+from connector.adapters.ratelimit import seconds
 from connector.redact import mask_email
 
 __all__ = ["EMAILS_PER_CALL", "BrevoAdapter", "BrevoConfig"]
@@ -216,11 +217,8 @@ def _norm(email: str | None) -> str:
 
 
 def _seconds(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
+    found = seconds(value) if value is not None else None
+    return max(0.0, found) if found is not None and math.isfinite(found) else None
 
 
 def _nothing_changed(response: httpx.Response) -> bool:

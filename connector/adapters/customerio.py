@@ -25,9 +25,21 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import SecretStr, field_validator
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
-from connector.adapters.ratelimit import RateLimit
+from connector.adapters import (
+    NO_EMAIL,
+    Change,
+    CrmError,
+    HttpAdapter,
+    HttpTargetConfig,
+    Ledger,
+    OptionsError,
+    Outcome,
+    RateLimit,
+    TargetConfig,
+    has_email,
+    json_object,
+    secret_check,
+)
 
 __all__ = ["REGION_HOSTS", "CustomerIoAdapter", "CustomerIoConfig"]
 
@@ -53,12 +65,7 @@ class CustomerIoConfig(HttpTargetConfig):
             raise ValueError("site_id is empty (is ${CUSTOMERIO_SITE_ID} set?)")
         return value.strip()
 
-    @field_validator("api_key")
-    @classmethod
-    def _check_key(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value().strip()) < 8:
-            raise ValueError("api_key is empty or too short (is ${CUSTOMERIO_API_KEY} set?)")
-        return value
+    _key_is_set = secret_check("api_key", "api_key is empty or too short (is ${CUSTOMERIO_API_KEY} set?)", min_length=8)
 
 
 class CustomerIoAdapter(HttpAdapter):
@@ -91,20 +98,13 @@ class CustomerIoAdapter(HttpAdapter):
 
     # -- vendor rules (hooks of the adapter kit) --------------------------------------
 
-    def retry_delay(self, response: httpx.Response) -> float | None:
-        header = response.headers.get("retry-after", "").strip()
-        return float(header) if re.fullmatch(r"\d+(\.\d+)?", header) else None
-
     def error_message(self, response: httpx.Response) -> str:
         """``{"meta": {"errors": ["…"]}}`` joined; 401 answers carry no body."""
-        try:
-            meta = response.json().get("meta")
-        except (ValueError, AttributeError):
-            meta = None
+        meta = (json_object(response) or {}).get("meta")
         errors = meta.get("errors") if isinstance(meta, dict) else None
         if isinstance(errors, list) and errors:
-            return "; ".join(str(e) for e in errors)[:300]
-        return " ".join(response.text.split())[:300] or response.reason_phrase
+            return "; ".join(str(e) for e in errors)
+        return super().error_message(response)
 
     # -- check --online ---------------------------------------------------------------
 
@@ -116,11 +116,7 @@ class CustomerIoAdapter(HttpAdapter):
         except CrmError as error:
             hint = " (check site_id and api_key: a Track API key)" if error.status == 401 else ""
             return [error.reason + hint]
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        region = body.get("region") if isinstance(body, dict) else None
+        region = (json_object(response) or {}).get("region")
         if not self.config.base_url and isinstance(region, str) and region.lower() != self.config.region:
             return [f"the workspace is in region {region.lower()!r} but region is {self.config.region!r}"]
         return []
@@ -128,12 +124,12 @@ class CustomerIoAdapter(HttpAdapter):
     # -- apply ------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(changes)
+        ledger = Ledger(self.name, changes)
         calls: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
         for index, change in enumerate(changes):
             picked = self._identifier(change)
             if isinstance(picked, Outcome):
-                outcomes[index] = picked
+                ledger.settle([index], picked)
                 continue
             id_type, value = picked
             calls.setdefault((str(change.options["segment"]), change.action, id_type), []).append((index, value))
@@ -141,9 +137,8 @@ class CustomerIoAdapter(HttpAdapter):
             for start in range(0, len(items), _IDS_PER_CALL):
                 chunk = items[start : start + _IDS_PER_CALL]
                 outcome = await self._call(segment, action, id_type, sorted({value for _, value in chunk}))
-                for index, _ in chunk:
-                    outcomes[index] = outcome
-        return [o if o is not None else Outcome.retry("no outcome") for o in outcomes]
+                ledger.settle([index for index, _ in chunk], outcome)
+        return ledger.result()
 
     def _identifier(self, change: Change) -> tuple[str, str] | Outcome:
         """``(id_type, value)`` for this change, or its outcome if it cannot be sent."""
@@ -157,10 +152,9 @@ class CustomerIoAdapter(HttpAdapter):
                 f"{self.name}: Customer.io removes people from a segment only by id, and this customer "
                 "has no external id in Plain (see docs/targets/customerio.md)"
             )
-        email = (change.email or "").strip()
-        if email:
-            return "email", email
-        return ("id", external) if external else Outcome.skipped("customer has no email and no external id")
+        if has_email(change):
+            return "email", str(change.email).strip()
+        return ("id", external) if external else Outcome.skipped(f"{NO_EMAIL} and no external id")
 
     async def _call(self, segment: str, action: str, id_type: str, ids: list[str]) -> Outcome:
         verb = "add_customers" if action == "add" else "remove_customers"

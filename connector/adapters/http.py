@@ -22,7 +22,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, ClassVar, final
 
 import httpx
@@ -42,6 +42,8 @@ __all__ = ["CrmError", "HttpAdapter", "HttpTargetConfig", "join_url", "json_body
 logger = logging.getLogger(__name__)
 
 _MESSAGE_LIMIT = 300
+#: share of the rate limit that arriving changes may claim before batches are let fill
+_BOUND_SHARE = 0.5
 _SECRET_FIELD = re.compile(r"token|secret|password|api_?key", re.IGNORECASE)
 #: the keys a JSON error body commonly words itself in, most specific first
 _MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error")
@@ -108,6 +110,8 @@ class HttpAdapter(Adapter):
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
         self._limiter: RateLimiter | None = None
+        #: awaited before each call; the service sets it so delivery gives way to receiving
+        self.turn: Callable[[], Awaitable[None]] | None = None
 
     # vendor hooks ------------------------------------------------------------------
 
@@ -167,6 +171,17 @@ class HttpAdapter(Adapter):
             if isinstance(text, str) and text:
                 return text
         return " ".join(response.text.split()) or response.reason_phrase
+
+    def budget_bound(self, changes_per_second: float) -> bool:
+        """Paused by the vendor, every connection busy, or changes arriving at half the
+        calls the limit allows or more (sent as they come, each would cost a call)."""
+        limiter = self._limiter
+        if limiter is None:
+            return False
+        limit = self.rate_limit
+        if limiter.paused_for() > 0 or limiter.in_flight >= limit.max_concurrency:
+            return True
+        return changes_per_second >= _BOUND_SHARE * limit.requests / limit.per_seconds
 
     # wiring ------------------------------------------------------------------------
 
@@ -264,6 +279,8 @@ class HttpAdapter(Adapter):
         deadline: float,
         kwargs: dict[str, Any],
     ) -> httpx.Response:
+        if self.turn is not None:
+            await self.turn()
         try:
             async with self.limiter.slot(max_pause=max(0.0, deadline - self.limiter.now())):
                 response = await self.client.request(method, self.url(path), **kwargs)

@@ -20,9 +20,19 @@ from connector.adapters.change import Change, Outcome
 from connector.adapters.errors import CrmError, OptionsError
 from connector.adapters.http import HttpAdapter, json_object
 from connector.adapters.http_config import HttpTargetConfig, secret_check
+from connector.adapters.hubspot_shapes import (
+    CONTACT_OBJECT_TYPE,
+    error_text,
+    ids_by_email,
+    list_problem,
+    norm,
+    policy_delay,
+    properties,
+    required_scopes,
+)
 from connector.adapters.ledger import Ledger
 from connector.adapters.lru import LruCache
-from connector.adapters.ratelimit import DAILY_LIMIT_DELAY, RateLimit, seconds
+from connector.adapters.ratelimit import RateLimit
 from connector.redact import mask_email
 
 __all__ = ["HubSpotAdapter", "HubSpotConfig"]
@@ -31,14 +41,11 @@ CONTACTS = "/crm/v3/objects/contacts"
 BATCH_READ = CONTACTS + "/batch/read"
 BATCH_UPSERT = CONTACTS + "/batch/upsert"
 LISTS = "/crm/v3/lists"
-CONTACT_OBJECT_TYPE = "0-1"
 #: documented: batch/read and batch/upsert take at most 100 inputs
 BATCH_INPUTS = 100
-#: record ids per membership call. HubSpot documents no limit for the v3 calls; the
-#: retired v1 call took 500, so stay there (a batch never holds more anyway).
-MEMBERSHIP_IDS = 500
-#: only these lists take records from the API; DYNAMIC lists are filled by HubSpot
-WRITABLE = ("MANUAL", "SNAPSHOT")
+#: record ids per membership call. HubSpot documents no limit for the v3 calls (only
+#: that a list may hold 100,000 members for some of them); a batch never holds more.
+MEMBERSHIP_IDS = 2500
 #: the most record ids HubSpot lists in one page of a list's memberships
 MEMBERSHIPS_PAGE = 250
 #: email -> record id entries kept; HubSpot ids never change for a live contact
@@ -63,9 +70,9 @@ class HubSpotAdapter(HttpAdapter):
     # The lower published tier (Free/Starter: 100 per 10 s per app); operators on
     # Professional/Enterprise raise it with rate_limit: {requests: 190}.
     default_rate_limit = RateLimit(requests=100, per_seconds=10, max_concurrency=10)
-    # 500 changes to one list: 5 reads + 1 membership call = 1.2 calls per 100 changes,
-    # and a handful of calls finish in seconds, far inside the runner's 120 s lease.
-    max_batch = 500
+    # 2,500 changes to one list: 25 reads + 1 membership call = 1.04 calls per 100 (0.04
+    # once the ids are cached); 26 calls take ~3 s at 100 per 10 s, inside the 120 s lease.
+    max_batch = 2500
 
     config: HubSpotConfig
 
@@ -96,12 +103,12 @@ class HubSpotAdapter(HttpAdapter):
         """``Retry-After`` if given; else a 429's ``policyName``, as HubSpot sends no Retry-After."""
         delay = super().retry_delay(response)
         if delay is None and response.status_code == 429:
-            return _policy_delay(json_object(response), response.headers)
+            return policy_delay(json_object(response), response.headers)
         return delay
 
     def error_message(self, response: httpx.Response) -> str:
         """``{category}: {message}`` of HubSpot's error body."""
-        return _error_text(json_object(response)) or super().error_message(response)
+        return error_text(json_object(response)) or super().error_message(response)
 
     # -- check --online ------------------------------------------------------------------
 
@@ -131,7 +138,7 @@ class HubSpotAdapter(HttpAdapter):
             # HubSpot says these record ids no longer exist (deleted or merged since we
             # cached them): look the emails up afresh and try once more.
             for i in vanished:
-                self._ids.forget(_norm(changes[i].email))
+                self._ids.forget(norm(changes[i].email))
             records = await self._resolve_contacts(batch, vanished)
             again = await self._write_lists(batch, lists, records)
             batch.settle(again, Outcome.skipped("contact vanished from HubSpot during the update (deleted or merged)"))
@@ -154,7 +161,7 @@ class HubSpotAdapter(HttpAdapter):
 
     async def _resolve_contacts(self, batch: Ledger, indices: Sequence[int]) -> dict[int, str]:
         """Change index -> contact record id; missing contacts are created or settled."""
-        emails = {i: _norm(batch.changes[i].email) for i in indices if batch.is_open(i)}
+        emails = {i: norm(batch.changes[i].email) for i in indices if batch.is_open(i)}
         found, errors = await self._lookup(set(emails.values()))
         if self.config.create_missing_contacts:
             # Only adds create: a contact HubSpot never had is in no list to leave.
@@ -231,7 +238,7 @@ class HubSpotAdapter(HttpAdapter):
             label = f"list named {value!r}"
         response = await self._call("GET", path, accept={404})
         info = _json(response).get("list") if response.status_code == 200 else None
-        problem = _list_problem(info, label, self.crm_message(response))
+        problem = list_problem(info, label, self.crm_message(response))
         if problem:
             raise self.crm_error("GET", path, response.status_code, problem, transient=False)
         assert info is not None
@@ -256,7 +263,7 @@ class HubSpotAdapter(HttpAdapter):
         except CrmError as error:
             return {}, dict.fromkeys(emails, error.outcome)
         payload = _json(response)
-        found = _ids_by_email(payload.get("results"), emails)
+        found = ids_by_email(payload.get("results"), emails)
         self._remember(found)
         # 207 lists absent emails as OBJECT_NOT_FOUND: those are "not in HubSpot", the
         # caller's business. Any other per-input error fails only the inputs it names.
@@ -267,14 +274,14 @@ class HubSpotAdapter(HttpAdapter):
         found: dict[str, str] = {}
         errors: dict[str, Outcome] = {}
         for emails in _chunks(sorted(names), BATCH_INPUTS):
-            inputs = [{"id": e, "idProperty": "email", "properties": _properties(e, names[e])} for e in emails]
+            inputs = [{"id": e, "idProperty": "email", "properties": properties(e, names[e])} for e in emails]
             try:
                 response = await self._call("POST", BATCH_UPSERT, json={"inputs": inputs})
             except CrmError as error:
                 errors.update(dict.fromkeys(emails, error.outcome))
                 continue
             payload = _json(response)
-            created = _ids_by_email(payload.get("results"), emails)
+            created = ids_by_email(payload.get("results"), emails)
             self._remember(created)
             found.update(created)
             errors.update(self._item_errors(payload, set(emails) - created.keys(), BATCH_UPSERT, attribute_only=False))
@@ -306,7 +313,7 @@ class HubSpotAdapter(HttpAdapter):
             text = f"{item.get('category', 'ERROR')}: {item.get('message', 'no message')}"
             first = first or text
             context: dict[str, Any] = item["context"] if isinstance(item.get("context"), dict) else {}
-            named = {_norm(str(x)) for key in ("ids", "id", "email") for x in context.get(key) or ()}
+            named = {norm(str(x)) for key in ("ids", "id", "email") for x in context.get(key) or ()}
             outcome = self.crm_error("POST", path, 207, text, transient=False).outcome
             errors.update(dict.fromkeys(pending & named, outcome))
         if not attribute_only:
@@ -323,7 +330,7 @@ class HubSpotAdapter(HttpAdapter):
         said = self.crm_message(response)
         if response.status_code == 401:
             return f"the private app token was refused (revoked, rotated or mistyped; check token:): {said}"
-        scopes = _required_scopes(_json(response))
+        scopes = required_scopes(_json(response))
         if scopes:
             return (f"the private app lacks scope {' or '.join(scopes)}; add it in HubSpot "
                     f"(Settings > Integrations > Private apps) and use the new token: {said}")  # fmt: skip
@@ -353,11 +360,6 @@ class HubSpotAdapter(HttpAdapter):
 # -- small pure helpers --------------------------------------------------------------
 
 
-def _norm(email: str | None) -> str:
-    # HubSpot stores emails lower-cased and matches them case-insensitively.
-    return (email or "").strip().lower()
-
-
 def _list_ref(options: Mapping[str, Any]) -> tuple[str, str]:
     kind = "list" if "list" in options else "list_name"
     return (kind, str(options[kind]))
@@ -371,68 +373,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return json_object(response) or {}
 
 
-def _error_text(body: Mapping[str, Any] | None) -> str | None:
-    message, category = (body or {}).get("message"), (body or {}).get("category")
-    if not isinstance(message, str) or not message:
-        return None
-    return f"{category}: {message}" if isinstance(category, str) and category not in message else message
-
-
-def _policy_delay(body: Mapping[str, Any] | None, headers: httpx.Headers) -> float | None:
-    policy = (body or {}).get("policyName")
-    if not isinstance(policy, str):
-        return None
-    if policy == "DAILY":
-        return DAILY_LIMIT_DELAY
-    if policy == "SECONDLY":
-        return 1.0
-    # TEN_SECONDLY_ROLLING (and any other rolling window): wait one whole window, the
-    # only delay that guarantees it has emptied; HubSpot promises no Retry-After.
-    interval = seconds(headers.get("x-hubspot-ratelimit-interval-milliseconds", ""))
-    return interval / 1000.0 if interval else 10.0
-
-
-def _ids_by_email(results: Any, asked: Sequence[str]) -> dict[str, str]:
-    """Map result objects back to the emails asked for, by their ``email`` property."""
-    wanted = set(asked)
-    found: dict[str, str] = {}
-    for item in results or ():
-        if not isinstance(item, dict) or "id" not in item:
-            continue
-        email = _norm((item.get("properties") or {}).get("email"))
-        if email in wanted:
-            found[email] = str(item["id"])
-    return found
-
-
-def _properties(email: str, full_name: str | None) -> dict[str, str]:
-    first, _, last = (full_name or "").strip().partition(" ")
-    names = {"firstname": first, "lastname": last.strip()}
-    return {"email": email, **{k: v for k, v in names.items() if v}}
-
-
 def _missing(change: Change) -> Outcome:
     if change.action == "remove":
         return Outcome.done()  # a contact HubSpot does not have is in no list: already so
     return Outcome.skipped(f"contact {mask_email(change.email)} not in HubSpot and create_missing_contacts is off")
-
-
-def _list_problem(info: Any, label: str, message: str) -> str | None:
-    if not isinstance(info, dict):
-        return f"{label} not found in HubSpot: {message}"
-    if info.get("objectTypeId") != CONTACT_OBJECT_TYPE:
-        return f"{label} holds objects of type {info.get('objectTypeId')}, not contacts ({CONTACT_OBJECT_TYPE})"
-    kind = info.get("processingType")
-    if kind not in WRITABLE:
-        return f"{label} is a {kind} list, which HubSpot fills from its filters; map a MANUAL or SNAPSHOT list"
-    return None if "listId" in info else f"{label}: HubSpot's answer carries no listId"
-
-
-def _required_scopes(body: Mapping[str, Any]) -> list[str]:
-    scopes: dict[str, None] = {}
-    for item in body.get("errors") or ():
-        context = item.get("context") if isinstance(item, dict) else None
-        for key in ("requiredGranularScopes", "requiredScopes", "requiredAllScopes"):
-            for scope in (context or {}).get(key) or ():
-                scopes[str(scope)] = None
-    return list(scopes)

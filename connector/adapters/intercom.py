@@ -1,21 +1,25 @@
 """``type: intercom``: a Plain customer group as an Intercom contact tag.
 
-A change costs at most three calls, each idempotent, so a change sent again after a crash
-is harmless (docs/architecture.md, "in-flight is unknown"):
+Per batch, every call idempotent, so a change sent again after a crash is harmless
+(docs/architecture.md, "in-flight is unknown"):
 
-1. the tag id: ``POST /tags {name}`` creates the tag or returns the existing one (Intercom
-   tag names are case-insensitive); cached per name for the adapter's life;
-2. the contacts with the email: ``POST /contacts/search``; cached per email;
-3. ``POST /contacts/{id}/tags {id}`` to add, ``DELETE /contacts/{id}/tags/{tag_id}`` to
-   remove. A DELETE answering 404 about the tag (not attached, or deleted) is done.
+1. the contacts with each email: ``POST /contacts/search``, 15 emails per ``OR`` query
+   (Intercom's documented limit per group); cached per email;
+2. adds, per tag: ``POST /tags {name, users: [{id}, …]}``, 50 contacts a call (Intercom
+   recommends no more, larger calls can time out); it creates the tag when missing (names
+   are case-insensitive) and answers with its id, which is cached;
+3. removes, one ``DELETE /contacts/{id}/tags/{tag_id}`` per contact (the API has no bulk
+   untag; the tag id comes from ``POST /tags {name}`` once per name). A 404 about the tag
+   (not attached, or deleted) is done.
+
+People not in Intercom (created when enabled) and a bulk call that answers 404 (a cached
+contact was deleted or merged) go change by change: ``POST /contacts/{id}/tags {id}``,
+where a 404 drops the stale id and the change is tried once more with fresh lookups.
 
 Several contacts may share an email (a lead and a user, or users with different external
 ids). An add tags the best match only: the users whose ``external_id`` is the Plain
 customer's external id, else every user, else every lead. A remove untags every contact
 with the email, so no stale tag survives whichever one was tagged earlier.
-
-A cached id can go stale (contact deleted or merged, tag deleted): the 404 drops it and
-the change is tried once more with fresh lookups.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -37,10 +40,26 @@ from connector.adapters.change import Change, Outcome
 from connector.adapters.errors import CrmError
 from connector.adapters.http import HttpAdapter, json_object
 from connector.adapters.http_config import HttpTargetConfig, secret_check
+from connector.adapters.intercom_shapes import (
+    SEARCH_EMAILS,
+    Contact,
+    add_targets,
+    best_matches,
+    contact_from,
+    contacts_in,
+    email_key,
+    email_query,
+    error_text,
+    next_cursor,
+    reset_delay,
+    rounds_by_person,
+    tag_name_problems,
+    tag_packs,
+)
 from connector.adapters.ledger import Ledger
 from connector.adapters.lru import LruCache
 from connector.adapters.options import tag_option
-from connector.adapters.ratelimit import RateLimit, seconds
+from connector.adapters.ratelimit import RateLimit
 from connector.redact import mask_email
 
 __all__ = ["REGION_HOSTS", "IntercomAdapter", "IntercomConfig"]
@@ -81,63 +100,6 @@ class IntercomConfig(HttpTargetConfig):
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Contact:
-    id: str
-    role: str
-    external_id: str | None
-
-
-def _key(email: str) -> str:
-    return email.strip().lower()
-
-
-def _contacts_in(body: Mapping[str, Any], email: str) -> tuple[_Contact, ...]:
-    """The search result's contacts that really have ``email`` (compared case-blind)."""
-    found = []
-    for item in body.get("data") or ():
-        contact = _contact(item)
-        if contact and isinstance(item.get("email"), str) and _key(item["email"]) == _key(email):
-            found.append(contact)
-    return tuple(found)
-
-
-def _contact(item: Any) -> _Contact | None:
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-        return None
-    external = item.get("external_id")
-    role = item["role"] if isinstance(item.get("role"), str) else "user"
-    return _Contact(item["id"], role, external if isinstance(external, str) and external else None)
-
-
-def _best_matches(contacts: Sequence[_Contact], external_id: str | None) -> Sequence[_Contact]:
-    """Whom an add tags: the user with our external id, else all users, else all leads."""
-    users = [c for c in contacts if c.role == "user"]
-    same = [c for c in users if external_id and c.external_id == external_id]
-    return same or users or contacts
-
-
-def _error_text(body: Mapping[str, Any] | None) -> str | None:
-    """``{code}: {message}`` of the first error of Intercom's ``error.list``."""
-    for item in (body or {}).get("errors") or ():
-        message = item.get("message") if isinstance(item, dict) else item
-        if isinstance(message, str) and message:
-            code = item.get("code") if isinstance(item, dict) else None
-            return f"{code}: {message}" if isinstance(code, str) and code not in message else message
-    return None
-
-
-def _reset_delay(value: str, now: float) -> float | None:
-    """Seconds until ``X-RateLimit-Reset``: epoch seconds (or milliseconds)."""
-    stamp = seconds(value)
-    if stamp is None:
-        return None
-    if stamp > 1e12:  # epoch milliseconds
-        stamp /= 1000.0
-    # Intercom sends epoch seconds; a small number can only mean "seconds from now".
-    return max(0.0, stamp - now) if stamp > 1e9 else max(0.0, stamp)
-
-
 class IntercomAdapter(HttpAdapter):
     """Tags and untags Intercom contacts; see the module docstring for the calls."""
 
@@ -146,6 +108,8 @@ class IntercomAdapter(HttpAdapter):
     # Intercom allows 10,000 calls a minute per app (25,000 per workspace for all private
     # apps together), enforced in 10 s windows: 1,666 per window. 1,500 keeps 10 % spare.
     default_rate_limit: ClassVar[RateLimit] = RateLimit(requests=1500, per_seconds=10, max_concurrency=10)
+    # 300 adds: 20 searches and 6 tag calls; 300 removes still finish in seconds.
+    max_batch: ClassVar[int] = 300
 
     config: IntercomConfig
 
@@ -153,7 +117,7 @@ class IntercomAdapter(HttpAdapter):
         super().__init__(name, config, **kwargs)
         # email -> contacts; expiring, so a contact added later with the same email (a
         # user next to a cached lead) is seen within the hour
-        self._contacts: LruCache[str, tuple[_Contact, ...]] = LruCache(20_000, ttl=3600.0)
+        self._contacts: LruCache[str, tuple[Contact, ...]] = LruCache(20_000, ttl=3600.0)
         self._tag_ids: dict[str, str] = {}
         self._tag_locks: dict[str, asyncio.Lock] = {}
 
@@ -176,12 +140,12 @@ class IntercomAdapter(HttpAdapter):
         delay = super().retry_delay(response)
         reset = response.headers.get("x-ratelimit-reset")
         if delay is None and reset is not None:
-            return _reset_delay(reset, time.time())
+            return reset_delay(reset, time.time())
         return delay
 
     def error_message(self, response: httpx.Response) -> str:
         """``{code}: {message}`` of Intercom's ``error.list`` body."""
-        return _error_text(json_object(response)) or super().error_message(response)
+        return error_text(json_object(response)) or super().error_message(response)
 
     def _missing(self, response: httpx.Response) -> Stale:
         """What a tag call's 404 is about: Intercom says "User Not Found" for the contact and
@@ -214,32 +178,92 @@ class IntercomAdapter(HttpAdapter):
                 f"the workspace is in region {region.lower()!r} but region is "
                 f"{self.config.region!r}: set region: {region.lower()}"
             )
-        problems.extend(_tag_name_problems(destinations))
+        problems.extend(tag_name_problems(destinations))
         return problems
 
     # -- apply ----------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        """Different people concurrently (the limiter keeps the pace); one person's
-        changes one after another, so the first lookup serves the rest."""
+        """Look every email up in bulk, then each person's changes in order: a person's
+        n-th change goes in the n-th round, and a round tags many contacts per call."""
         batch = Ledger(self.name, changes)
-        people: dict[str, list[int]] = {}
-        for index in batch.skip_without_email():
-            people.setdefault(_key(str(changes[index].email)), []).append(index)
-
-        async def run(indexes: list[int]) -> None:
-            for index in indexes:
-                batch.settle([index], await self._apply_one(changes[index]))
-
-        await asyncio.gather(*(run(indexes) for indexes in people.values()))
+        found = await self._look_up(batch, batch.skip_without_email())
+        for round_ in rounds_by_person(changes, batch.open()):
+            await self._apply_round(batch, round_, found)
         return batch.result()
 
-    async def _apply_one(self, change: Change) -> Outcome:
+    async def _look_up(self, batch: Ledger, indices: list[int]) -> dict[str, tuple[Contact, ...]]:
+        """Email key -> its contacts (empty: not in Intercom); failed searches settle."""
+        emails = {email_key(str(batch.changes[i].email)): str(batch.changes[i].email) for i in indices}
+        found: dict[str, tuple[Contact, ...]] = {}
+        for key in emails:
+            cached = self._contacts.get(key)
+            if cached is not None:
+                found[key] = cached
+        unknown = [emails[key] for key in emails if key not in found]
+
+        async def search(part: list[str]) -> None:
+            try:
+                found.update(await self._search(part))
+            except CrmError as error:
+                keys = {email_key(e) for e in part}
+                batch.settle([i for i in indices if email_key(str(batch.changes[i].email)) in keys], error.outcome)
+
+        await asyncio.gather(*(search(unknown[i : i + SEARCH_EMAILS]) for i in range(0, len(unknown), SEARCH_EMAILS)))
+        return found
+
+    async def _apply_round(self, batch: Ledger, indices: list[int], found: dict[str, tuple[Contact, ...]]) -> None:
+        by_tag: dict[str, list[int]] = {}
+        alone: list[int] = []
+        for i in indices:
+            change = batch.changes[i]
+            if change.action == "add" and found.get(email_key(str(change.email))):
+                by_tag.setdefault(str(change.options["tag"]).casefold(), []).append(i)
+            elif batch.is_open(i):
+                alone.append(i)
+
+        async def one(index: int) -> None:
+            batch.settle(
+                [index],
+                await self._apply_one(batch.changes[index], found.get(email_key(str(batch.changes[index].email)))),
+            )
+
+        packs = [part for ix in by_tag.values() for part in tag_packs(batch.changes, ix, found)]
+        calls = [self._tag_many(batch, part, found) for part in packs]
+        await asyncio.gather(*calls, *map(one, alone))
+
+    async def _tag_many(self, batch: Ledger, indices: list[int], found: dict[str, tuple[Contact, ...]]) -> None:
+        """One ``POST /tags`` with ``users`` for these adds (all of one tag)."""
+        name = str(batch.changes[indices[0]].options["tag"])
+        ids = dict.fromkeys(c.id for i in indices for c in add_targets(batch.changes[i], found))
+        try:
+            response = await self.request(
+                "POST", "/tags", json={"name": name, "users": [{"id": x} for x in ids]}, accept={404}
+            )
+        except CrmError as error:
+            if error.transient or len(indices) == 1:
+                batch.settle(indices, error.outcome)
+                return
+            response = None  # one contact refused (a 400 names no one): each finds out alone
+        if response is None or response.status_code == 404:
+            # A cached contact is gone (deleted, merged) or refused: each change alone.
+            outcomes = await asyncio.gather(*(self._apply_one(batch.changes[i]) for i in indices))
+            for i, outcome in zip(indices, outcomes, strict=True):
+                batch.settle([i], outcome)
+            return
+        tag_id = (json_object(response) or {}).get("id")
+        if isinstance(tag_id, (str, int)) and str(tag_id):
+            self._tag_ids[name.casefold()] = str(tag_id)
+        batch.settle(indices, Outcome.done())
+
+    async def _apply_one(self, change: Change, known: tuple[Contact, ...] | None = None) -> Outcome:
+        """One change on its own; ``known``: its contacts, just looked up."""
         try:
             for _ in range(2):  # a second pass only after a 404 showed a cached id was stale
-                outcome = await self._try_change(change)
+                outcome = await self._try_change(change, known)
                 if outcome is not None:
                     return outcome
+                known = None
         except CrmError as error:
             return error.outcome
         return Outcome.retry(
@@ -247,10 +271,10 @@ class IntercomAdapter(HttpAdapter):
             "contacts that search had just returned (search lags behind deletes and merges)"
         )
 
-    async def _try_change(self, change: Change) -> Outcome | None:
+    async def _try_change(self, change: Change, known: tuple[Contact, ...] | None) -> Outcome | None:
         """One try at a change; None when a stale cached id was dropped and a retry helps."""
         email, tag = str(change.email), str(change.options["tag"])
-        contacts = await self._find(email)
+        contacts = known if known is not None else await self._find(email)
         if not contacts:
             if change.action == "remove":  # nobody carries the tag: as wanted (as Mailchimp's target)
                 return Outcome.done()
@@ -262,16 +286,16 @@ class IntercomAdapter(HttpAdapter):
             contacts = created
         tag_id = await self._tag_id(tag)
         if change.action == "add":
-            stale = await self._attach(_best_matches(contacts, change.external_id), tag_id)
+            stale = await self._attach(best_matches(contacts, change.external_id), tag_id)
         else:
             stale = await self._detach(contacts, tag_id)
         if stale == "contact":
-            self._contacts.forget(_key(email))
+            self._contacts.forget(email_key(email))
         elif stale == "tag":
             self._tag_ids.pop(tag.casefold(), None)
         return None if stale else Outcome.done()
 
-    async def _attach(self, contacts: Sequence[_Contact], tag_id: str) -> Stale | None:
+    async def _attach(self, contacts: Sequence[Contact], tag_id: str) -> Stale | None:
         for contact in contacts:
             path = f"/contacts/{quote(contact.id, safe='')}/tags"
             response = await self.request("POST", path, json={"id": tag_id}, accept={404})
@@ -279,7 +303,7 @@ class IntercomAdapter(HttpAdapter):
                 return self._missing(response)
         return None
 
-    async def _detach(self, contacts: Sequence[_Contact], tag_id: str) -> Stale | None:
+    async def _detach(self, contacts: Sequence[Contact], tag_id: str) -> Stale | None:
         for contact in contacts:
             path = f"/contacts/{quote(contact.id, safe='')}/tags/{quote(tag_id, safe='')}"
             response = await self.request("DELETE", path, accept={404})
@@ -300,25 +324,35 @@ class IntercomAdapter(HttpAdapter):
                 self._tag_ids[key] = str(body["id"])
             return self._tag_ids[key]
 
-    async def _find(self, email: str) -> tuple[_Contact, ...]:
-        cached = self._contacts.get(_key(email))
+    async def _find(self, email: str) -> tuple[Contact, ...]:
+        cached = self._contacts.get(email_key(email))
         if cached is not None:
             return cached
-        found = await self._search(email)
-        if found:  # absence is not cached: the contact may be created any moment
-            self._contacts.put(_key(email), found)
+        return (await self._search([email]))[email_key(email)]
+
+    async def _search(self, emails: list[str]) -> dict[str, tuple[Contact, ...]]:
+        """Email key -> contacts with that email, for up to 15 emails in one query."""
+        query = email_query(emails)
+        body: dict[str, Any] = {"query": query}
+        items: list[Any] = []
+        while True:
+            page = await self._json_call("POST", "/contacts/search", json=body)
+            items.extend(page.get("data") or ())
+            cursor = next_cursor(page)
+            if cursor is None:
+                break
+            body = {"query": query, "pagination": {"starting_after": cursor}}
+        found = {email_key(e): contacts_in({"data": items}, e) for e in emails}
+        for email in emails:
+            contacts = found[email_key(email)]
+            if contacts:  # absence is not cached: the contact may be created any moment
+                self._contacts.put(email_key(email), contacts)
+            if len(contacts) > 1:
+                roles = ", ".join(sorted(c.role for c in contacts))
+                logger.info("%s: %d contacts share %s (%s)", self.name, len(contacts), mask_email(email), roles)
         return found
 
-    async def _search(self, email: str) -> tuple[_Contact, ...]:
-        query = {"query": {"field": "email", "operator": "=", "value": email}}
-        body = await self._json_call("POST", "/contacts/search", json=query)
-        found = _contacts_in(body, email)
-        if len(found) > 1:
-            roles = ", ".join(sorted(c.role for c in found))
-            logger.info("%s: %d contacts share %s (%s)", self.name, len(found), mask_email(email), roles)
-        return found
-
-    async def _create(self, change: Change) -> tuple[_Contact, ...] | Outcome:
+    async def _create(self, change: Change) -> tuple[Contact, ...] | Outcome:
         """Create the contact; a 409 (someone created it since our search) is looked up."""
         email, role = str(change.email), self.config.contact_role
         body: dict[str, str] = {"role": role, "email": email}
@@ -328,17 +362,16 @@ class IntercomAdapter(HttpAdapter):
             body["name"] = change.full_name
         response = await self.request("POST", "/contacts", json=body, accept={409})
         if response.status_code != 409:
-            contact = _contact(self._body(response))
+            contact = contact_from(self._body(response))
             if contact is None:
                 raise self._unusable(response, "answer has no contact id")
-            self._contacts.put(_key(email), (contact,))
+            self._contacts.put(email_key(email), (contact,))
             return (contact,)
         message = self.redact(self.crm_message(response))
         if "archived" in message.lower():
             return Outcome.skipped(f"{mask_email(email)} is archived in Intercom: unarchive the contact to sync it")
-        found = await self._search(email)
+        found = (await self._search([email]))[email_key(email)]
         if found:
-            self._contacts.put(_key(email), found)
             return found
         clash = f", or another contact has external_id {body['external_id']!r}" if "external_id" in body else ""
         return Outcome.retry(
@@ -381,18 +414,3 @@ class IntercomAdapter(HttpAdapter):
             if not after:
                 return
             query["pagination"] = {"per_page": 150, "starting_after": after}
-
-
-def _tag_name_problems(destinations: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Mapped names that Intercom would treat as one tag (its names are case-insensitive)."""
-    spellings: dict[str, set[str]] = {}
-    for options in destinations:
-        tag = options.get("tag")
-        if isinstance(tag, str):
-            spellings.setdefault(tag.casefold(), set()).add(tag)
-    return [
-        f"tags {', '.join(repr(n) for n in sorted(names))} are one tag in Intercom "
-        "(names are case-insensitive): use one spelling"
-        for names in spellings.values()
-        if len(names) > 1
-    ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -27,9 +26,21 @@ import httpx
 import orjson
 from pydantic import SecretStr, field_validator
 
-from connector.adapters.base import Change, OptionsError, Outcome, TargetConfig
-from connector.adapters.http import CrmError, HttpAdapter, HttpTargetConfig
-from connector.adapters.ratelimit import RateLimit, RateLimiter
+from connector.adapters import (
+    Change,
+    CrmError,
+    HttpAdapter,
+    HttpTargetConfig,
+    Ledger,
+    LruCache,
+    OptionsError,
+    Outcome,
+    RateLimit,
+    RateLimiter,
+    TargetConfig,
+    json_object,
+    secret_check,
+)
 from connector.redact import mask_email
 
 __all__ = ["DEFAULT_REVISION", "KlaviyoAdapter", "KlaviyoConfig"]
@@ -51,12 +62,7 @@ class KlaviyoConfig(HttpTargetConfig):
     revision: str = DEFAULT_REVISION
     create_missing_contacts: bool = False
 
-    @field_validator("api_key")
-    @classmethod
-    def _check_key(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value().strip()) < 8:
-            raise ValueError("api_key is empty or too short (is ${KLAVIYO_API_KEY} set?)")
-        return value
+    _key_is_set = secret_check("api_key", "api_key is empty or too short (is ${KLAVIYO_API_KEY} set?)", min_length=8)
 
     @field_validator("revision")
     @classmethod
@@ -68,30 +74,6 @@ class KlaviyoConfig(HttpTargetConfig):
 
 def _key(email: str) -> str:
     return email.strip().lower()
-
-
-class _ProfileIds:
-    """email -> Klaviyo profile id, least recently used dropped first."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, email: str) -> str | None:
-        found = self._ids.get(email)
-        if found is not None:
-            self._ids.move_to_end(email)
-        return found
-
-    def put(self, email: str, profile_id: str) -> None:
-        self._ids[email] = profile_id
-        self._ids.move_to_end(email)
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
-
-    def forget(self, emails: Sequence[str]) -> None:
-        for email in emails:
-            self._ids.pop(email, None)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -120,7 +102,7 @@ class KlaviyoAdapter(HttpAdapter):
 
     def __init__(self, name: str, config: TargetConfig, **kwargs: Any) -> None:
         super().__init__(name, config, **kwargs)
-        self._ids = _ProfileIds()
+        self._ids: LruCache[str, str] = LruCache(50_000)  # email -> Klaviyo profile id
         self._steady: RateLimiter | None = None
 
     @classmethod
@@ -146,21 +128,18 @@ class KlaviyoAdapter(HttpAdapter):
     # -- vendor rules (hooks of the adapter kit) --------------------------------------
 
     def retry_delay(self, response: httpx.Response) -> float | None:
-        """``Retry-After`` seconds; else the delay in the throttle error's detail."""
-        header = response.headers.get("retry-after", "").strip()
-        if re.fullmatch(r"\d+(\.\d+)?", header):
-            return float(header)
+        """``Retry-After`` (the kit's reading); else the delay in the throttle error's detail."""
+        delay = super().retry_delay(response)
+        if delay is not None:
+            return delay
         match = _THROTTLE_DETAIL.search(self.error_message(response)) if response.status_code == 429 else None
         return float(match.group(1)) if match else None
 
     def error_message(self, response: httpx.Response) -> str:
         """JSON:API ``errors[]``: ``code: detail`` of the first, and how many more."""
-        try:
-            errors = response.json().get("errors")
-        except (ValueError, AttributeError):
-            errors = None
+        errors = (json_object(response) or {}).get("errors")
         if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-            return " ".join(response.text.split())[:300] or response.reason_phrase
+            return super().error_message(response)
         first = errors[0]
         text = first.get("detail") or first.get("title") or "error"
         code = first.get("code")
@@ -187,28 +166,26 @@ class KlaviyoAdapter(HttpAdapter):
     # -- apply ------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(changes)
+        ledger = Ledger(self.name, changes)
         emails: dict[int, str] = {}
-        for index, change in enumerate(changes):
-            if not change.email or not change.email.strip():
-                outcomes[index] = Outcome.skipped("customer has no email")
-            elif '"' in change.email or "\\" in change.email:
-                outcomes[index] = Outcome.failed(
-                    f"{self.name}: {mask_email(change.email)}: a quote or backslash cannot be written in Klaviyo's filter"
-                )
+        for index in ledger.skip_without_email():
+            email = str(changes[index].email)
+            if '"' in email or "\\" in email:
+                reason = f"{self.name}: {mask_email(email)}: a quote or backslash cannot be written in Klaviyo's filter"
+                ledger.settle([index], Outcome.failed(reason))
             else:
-                emails[index] = _key(change.email)
+                emails[index] = _key(email)
         failed = await self._resolve(sorted(set(emails.values())))
         groups: dict[tuple[str, str], list[int]] = {}
         for index, email in emails.items():
             if email in failed:
-                outcomes[index] = failed[email]
+                ledger.settle([index], failed[email])
             else:
                 groups.setdefault((str(changes[index].options["list"]), changes[index].action), []).append(index)
         for (list_id, action), indexes in groups.items():
             for index, outcome in zip(indexes, await self._apply_group(list_id, action, indexes, emails), strict=True):
-                outcomes[index] = outcome
-        return [o if o is not None else Outcome.retry("no outcome") for o in outcomes]
+                ledger.settle([index], outcome)
+        return ledger.result()
 
     async def _apply_group(
         self, list_id: str, action: str, indexes: list[int], emails: dict[int, str]
@@ -235,7 +212,8 @@ class KlaviyoAdapter(HttpAdapter):
                 outcome = Outcome.done()
             except CrmError as error:
                 if not error.transient:  # a stale cached id may be why: look them up afresh next time
-                    self._ids.forget([emails[i] for i in chunk])
+                    for i in chunk:
+                        self._ids.forget(emails[i])
                 outcome = error.outcome
             results.update(dict.fromkeys(chunk, outcome))
         return [results[i] for i in indexes]
@@ -312,11 +290,8 @@ class KlaviyoAdapter(HttpAdapter):
         return Outcome.retry(f"{self.name}: profile import job {job['id']} is {job['status']}{failed}")
 
     def _document(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if body is None:
             request = response.request
             raise self.crm_error(
                 request.method, request.url.path, response.status_code, "answer is not a JSON object", transient=True

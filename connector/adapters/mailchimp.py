@@ -1,8 +1,12 @@
 """``type: mailchimp``: a Plain group becomes a tag on members of one Mailchimp audience.
 
-Mailchimp's tag call is declarative (``{"name", "status": "active"|"inactive"}``, 204), so
-sending it again is harmless, which is what at-least-once delivery needs. One call carries
-every tag change of one member, so a customer joining three groups costs one call.
+A Mailchimp tag is a static segment. Each mapped tag is resolved to its segment id once
+(listed, or created empty when missing) and cached; then one call per tag adds and
+removes up to 500 members each (``POST /lists/{id}/segments/{segment_id}``), so a burst
+costs about one call per 500 changes. Both lists are declarative, so sending them again
+is harmless, which is what at-least-once delivery needs. Addresses the answer names in
+``errors`` (not in the audience, refused) take the member's own tags call, which tells
+those cases apart. A member's changes to one tag are sent in event order.
 
 A person who is not in the audience is not created unless the operator says so
 (``create_missing_contacts: true``) *and* says with which status (``status_if_new``):
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -44,6 +49,11 @@ StatusIfNew = Literal["subscribed", "unsubscribed", "cleaned", "pending", "trans
 _DC = re.compile(r"-([a-z]{2,}[0-9]+)$")
 _AUDIENCE_ID = re.compile(r"^[A-Za-z0-9]+$")
 _RECHECK_MISSING_SECONDS = 60.0
+#: documented: members_to_add and members_to_remove take at most 500 addresses each
+SEGMENT_MEMBERS = 500
+#: documented: the largest page of segments (count)
+SEGMENT_PAGE = 1000
+SEGMENT_FIELDS = "segments.id,segments.name,total_items"
 
 
 def data_centre(api_key: str) -> str | None:
@@ -107,6 +117,8 @@ class MailchimpAdapter(HttpAdapter):
     config_model: ClassVar[type[TargetConfig]] = MailchimpConfig
     # No request quota is documented, only the connection cap; the rate is a safety net.
     default_rate_limit: ClassVar[RateLimit] = RateLimit(requests=100, per_seconds=1, max_concurrency=MAX_CONNECTIONS)
+    # One segment call carries 500 adds and 500 removes of one tag.
+    max_batch: ClassVar[int] = 500
 
     config: MailchimpConfig
 
@@ -117,6 +129,8 @@ class MailchimpAdapter(HttpAdapter):
         self._audience_seen = False
         self._audience_missing_at = float("-inf")
         self._audience_lock = asyncio.Lock()
+        self._segments: dict[str, int] = {}  # tag key (casefolded name) -> static segment id
+        self._segments_lock = asyncio.Lock()
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,61 +192,150 @@ class MailchimpAdapter(HttpAdapter):
     # -- apply --------------------------------------------------------------------------
 
     async def apply(self, changes: Sequence[Change]) -> list[Outcome]:
-        """One tags call per member (all of that member's changes); members run concurrently."""
+        """Per tag, its static segment's batch call; members the call refuses go one by one."""
         batch = Ledger(self.name, changes)
-        members: dict[str, list[int]] = {}
+        by_tag: dict[str, list[int]] = {}
         for index in batch.skip_without_email():
-            members.setdefault(subscriber_hash(str(changes[index].email)), []).append(index)
-        results = await asyncio.gather(
-            *(self._apply_member(h, [changes[i] for i in idx]) for h, idx in members.items())
-        )
-        for indexes, member_outcomes in zip(members.values(), results, strict=False):
-            for index, outcome in zip(indexes, member_outcomes, strict=False):
-                batch.settle([index], outcome)
+            by_tag.setdefault(_tag_key(changes[index]), []).append(index)
+        if not by_tag:
+            return batch.result()
+        try:
+            segments = await self._segment_ids({str(changes[ix[0]].options["tag"]) for ix in by_tag.values()})
+        except CrmError as error:
+            batch.settle(batch.open(), error.outcome)
+            return batch.result()
+        if segments is None:
+            batch.settle(batch.open(), Outcome.failed(self._no_audience()))
+            return batch.result()
+        await asyncio.gather(*(self._apply_segment(batch, segments[key], ix) for key, ix in by_tag.items()))
         return batch.result()
 
-    async def _apply_member(self, member: str, changes: list[Change]) -> list[Outcome]:
-        """Send this member's changes in event order; one call unless a tag repeats."""
-        order = sorted(range(len(changes)), key=lambda i: changes[i].event_time or "")
-        ledger = Ledger(self.name, changes)
-        for round_ in _rounds([changes[i] for i in order], order):
-            if any(o is not None and o.kind in ("retry", "failed") for o in map(ledger.outcome, order)):
-                # Sending a later change before an earlier one went through could leave the
-                # older state in place once the earlier one is retried.
-                ledger.settle(round_, Outcome.retry("waiting for an earlier change of this member"))
-                continue
-            sent = await self._send_tags(member, [changes[i] for i in round_])
-            for i, outcome in zip(round_, sent, strict=False):
-                ledger.settle([i], outcome)
-        return ledger.result()
+    async def _apply_segment(self, batch: Ledger, segment: int | Outcome, indices: list[int]) -> None:
+        """One tag's changes, in rounds: a member's n-th change goes in the n-th round."""
+        if isinstance(segment, Outcome):
+            batch.settle(indices, segment)
+            return
+        held: set[str] = set()
+        for round_ in _rounds(batch.changes, indices):
+            # Sending a later change before an earlier one went through could leave the
+            # older state in place once the earlier one is retried.
+            waiting = [i for i in round_ if _email(batch.changes[i]) in held]
+            batch.settle(waiting, Outcome.retry("waiting for an earlier change of this member"))
+            ready = [i for i in round_ if batch.is_open(i)]
+            adds = _chunks([i for i in ready if batch.changes[i].action == "add"], SEGMENT_MEMBERS)
+            removes = _chunks([i for i in ready if batch.changes[i].action == "remove"], SEGMENT_MEMBERS)
+            none: list[int] = []
+            calls = itertools.zip_longest(adds, removes, fillvalue=none)
+            await asyncio.gather(*(self._segment_call(batch, segment, add, rem) for add, rem in calls))
+            held.update(_email(batch.changes[i]) for i in round_ if _kind(batch, i) in ("retry", "failed"))
 
-    async def _send_tags(self, member: str, changes: list[Change]) -> list[Outcome]:
-        path = f"/3.0/lists/{self._audience}/members/{member}/tags"
+    async def _segment_call(self, batch: Ledger, segment: int, adds: list[int], removes: list[int]) -> None:
+        """``members_to_add`` / ``members_to_remove`` for up to 500 each; each member once."""
+        path = f"/3.0/lists/{self._audience}/segments/{segment}"
         body = {
-            "tags": [
-                {"name": c.options["tag"], "status": "active" if c.action == "add" else "inactive"} for c in changes
-            ]
+            key: [str(batch.changes[i].email).strip() for i in part]
+            for key, part in (("members_to_add", adds), ("members_to_remove", removes))
+            if part
         }
+        sent = adds + removes
+        try:
+            answer = await self.request("POST", path, json=body, accept={404})
+        except CrmError as error:
+            batch.settle(sent, error.outcome)
+            return
+        if answer.status_code == 404:
+            self._forget_segment(segment)
+            batch.settle(sent, Outcome.retry(f"{self.name}: tag segment {segment} is gone; looked up again on retry"))
+            return
+        # Whatever Mailchimp names in errors (not on the list, cleaned, refused) goes the
+        # member's own way, which knows what each case means; the rest is in place.
+        named = _error_emails(json_object(answer))
+        alone = [i for i in sent if _email(batch.changes[i]) in named]
+        batch.settle([i for i in sent if i not in alone], Outcome.done())
+        outcomes = await asyncio.gather(*(self._send_tags(batch.changes[i]) for i in alone))
+        for i, outcome in zip(alone, outcomes, strict=True):
+            batch.settle([i], outcome)
+
+    # -- tag segments ---------------------------------------------------------------------
+
+    async def _segment_ids(self, tags: set[str]) -> dict[str, int | Outcome] | None:
+        """Tag key -> its static segment's id (created when missing), or the outcome of
+        failing to create it; None when the audience does not exist."""
+        async with self._segments_lock:  # concurrent batches must not create a tag twice
+            wanted = {tag.casefold(): tag for tag in tags}
+            if wanted.keys() - self._segments.keys():
+                listed = await self._list_segments()
+                if listed is None:
+                    return None
+                self._segments.update(listed)
+            found: dict[str, int | Outcome] = {}
+            for key, tag in wanted.items():
+                if key not in self._segments:
+                    try:
+                        self._segments[key] = await self._create_segment(tag)
+                    except CrmError as error:
+                        found[key] = error.outcome
+                        continue
+                found[key] = self._segments[key]
+            return found
+
+    async def _list_segments(self) -> dict[str, int] | None:
+        """Every static segment (tag) of the audience by tag key, page by page."""
+        path = f"/3.0/lists/{self._audience}/segments"
+        found: dict[str, int] = {}
+        offset = 0
+        while True:
+            params = {"type": "static", "count": SEGMENT_PAGE, "offset": offset, "fields": SEGMENT_FIELDS}
+            page = await self.request("GET", path, params=params, accept={404})
+            if page.status_code == 404:
+                return None
+            self._audience_seen = True
+            body = json_object(page) or {}
+            segments = [s for s in body.get("segments") or () if isinstance(s, dict)]
+            for segment in segments:
+                if isinstance(segment.get("name"), str) and isinstance(segment.get("id"), int):
+                    found.setdefault(segment["name"].casefold(), segment["id"])
+            offset += len(segments)
+            total = body.get("total_items")
+            if not segments or not isinstance(total, int) or offset >= total:
+                return found
+
+    async def _create_segment(self, tag: str) -> int:
+        path = f"/3.0/lists/{self._audience}/segments"
+        created = await self.request("POST", path, json={"name": tag, "static_segment": []})
+        segment = (json_object(created) or {}).get("id")
+        if not isinstance(segment, int):
+            raise self.response_error(created)
+        return segment
+
+    def _forget_segment(self, segment: int) -> None:
+        self._segments = {k: v for k, v in self._segments.items() if v != segment}
+
+    # -- one member at a time: what the segment call refused ----------------------------
+
+    async def _send_tags(self, change: Change) -> Outcome:
+        member = subscriber_hash(str(change.email))
+        path = f"/3.0/lists/{self._audience}/members/{member}/tags"
+        body = {"tags": [{"name": change.options["tag"], "status": "active" if change.action == "add" else "inactive"}]}
         try:
             sent = await self.request("POST", path, json=body, accept={404})
             if sent.status_code != 404:
-                return [Outcome.done()] * len(changes)
-            return await self._not_a_member(member, changes, path, body)
+                return Outcome.done()
+            return await self._not_a_member(member, change, path, body)
         except CrmError as error:
-            return [error.outcome] * len(changes)
+            return error.outcome
 
-    async def _not_a_member(self, member: str, changes: list[Change], path: str, body: dict[str, Any]) -> list[Outcome]:
+    async def _not_a_member(self, member: str, change: Change, path: str, body: dict[str, Any]) -> Outcome:
         """The tags call said 404: a missing audience, or a person not in it."""
         if not await self._audience_exists():
-            return [Outcome.failed(self._no_audience())] * len(changes)
-        if all(c.action == "remove" for c in changes):
-            return [Outcome.done()] * len(changes)  # nothing to remove from a non-member
-        email = changes[0].email or ""
+            return Outcome.failed(self._no_audience())
+        if change.action == "remove":
+            return Outcome.done()  # nothing to remove from a non-member
+        email = change.email or ""
         if not self.config.create_missing_contacts:
-            reason = (
+            return Outcome.skipped(
                 f"{mask_email(email)} is not a member of audience {self._audience} (create_missing_contacts is off)"
             )
-            return [Outcome.skipped(reason) if c.action == "add" else Outcome.done() for c in changes]
         await self.request(
             "PUT",
             f"/3.0/lists/{self._audience}/members/{member}",
@@ -246,8 +349,8 @@ class MailchimpAdapter(HttpAdapter):
         )
         again = await self.request("POST", path, json=body, accept={404})
         if again.status_code == 404:
-            return [Outcome.retry("member was just added but Mailchimp does not show it yet")] * len(changes)
-        return [Outcome.done()] * len(changes)
+            return Outcome.retry("member was just added but Mailchimp does not show it yet")
+        return Outcome.done()
 
     # -- resync --verify -------------------------------------------------------------------
 
@@ -271,20 +374,46 @@ class MailchimpAdapter(HttpAdapter):
                 return
 
 
-def _rounds(changes: list[Change], indexes: list[int]) -> list[list[int]]:
-    """Split one member's changes (in event order) so no call names a tag twice.
+def _email(change: Change) -> str:
+    # Mailchimp matches addresses case-insensitively and answers in its own spelling.
+    return str(change.email).strip().lower()
 
-    Two groups can map to the same tag; what Mailchimp does with a repeated name in one
-    call is undocumented, so each repeat goes in the next call, keeping event order.
+
+def _tag_key(change: Change) -> str:
+    return str(change.options["tag"]).casefold()
+
+
+def _rounds(changes: Sequence[Change], indices: list[int]) -> list[list[int]]:
+    """One tag's changes split so each member is in a call once, in event order.
+
+    A member's first change (by event time) goes in round 0, its second in round 1...:
+    one call cannot say "add, then remove" for one address, and two groups can map to
+    the same tag.
     """
     rounds: list[list[int]] = []
-    names: list[set[str]] = []
-    for change, index in zip(changes, indexes, strict=False):
-        name = str(change.options["tag"]).casefold()
-        last = next((r for r in range(len(rounds) - 1, -1, -1) if name in names[r]), -1)
-        if last + 1 == len(rounds):
+    seen: dict[str, int] = {}
+    for index in sorted(indices, key=lambda i: changes[i].event_time or ""):
+        member = _email(changes[index])
+        turn = seen[member] = seen.get(member, -1) + 1
+        if turn == len(rounds):
             rounds.append([])
-            names.append(set())
-        rounds[last + 1].append(index)
-        names[last + 1].add(name)
+        rounds[turn].append(index)
     return rounds
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _kind(batch: Ledger, index: int) -> str | None:
+    outcome = batch.outcome(index)
+    return outcome.kind if outcome else None
+
+
+def _error_emails(body: dict[str, Any] | None) -> set[str]:
+    """The addresses a segment call's ``errors`` name, normalised."""
+    named: set[str] = set()
+    for error in (body or {}).get("errors") or ():
+        if isinstance(error, dict):
+            named.update(str(e).strip().lower() for e in error.get("email_addresses") or ())
+    return named

@@ -12,11 +12,9 @@ answer: see docs/targets/salesforce.md.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -33,7 +31,10 @@ from connector.adapters import (
     RateLimit,
     TargetConfig,
     join_url,
+    json_body,
 )
+from connector.adapters.salesforce_auth import Session, Sessions, session_from, token_form, token_hint
+from connector.adapters.salesforce_limits import QUOTA_RECHECK_SECONDS, limit_exceeded, usage_pause
 from connector.adapters.salesforce_soql import QUERY_CHARS, soql_in, soql_list, soql_literal
 from connector.redact import mask_email
 
@@ -43,13 +44,7 @@ logger = logging.getLogger(__name__)
 
 #: composite sObject collections take at most 200 records (POST) or ids (DELETE) a call
 RECORDS_PER_CALL = 200
-#: the org's API request count is a rolling 24 hours
-USAGE_WINDOW_SECONDS = 86_400.0
-#: how often to look again once the reserve is reached or the org's limit was hit
-QUOTA_RECHECK_SECONDS = 3600.0
-
 _CAMPAIGN_ID = re.compile(r"^701[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")
-_USAGE = re.compile(r"(?:^|[\s;,])api-usage=(\d+)/(\d+)")
 _DONE_CODES = {"DUPLICATE_VALUE", "ENTITY_IS_DELETED"}  # already a member / already removed
 
 Match = Literal["contact", "lead", "contact_then_lead"]
@@ -96,12 +91,6 @@ class SalesforceConfig(HttpTargetConfig):
         return self
 
 
-@dataclass(frozen=True)
-class _Session:
-    access_token: str
-    instance_url: str
-
-
 class SalesforceAdapter(HttpAdapter):
     """Campaign membership in Salesforce; see the module docstring."""
 
@@ -116,8 +105,7 @@ class SalesforceAdapter(HttpAdapter):
 
     def __init__(self, name: str, config: TargetConfig, **kwargs: Any) -> None:
         super().__init__(name, config, **kwargs)
-        self._session: _Session | None = None
-        self._session_lock = asyncio.Lock()
+        self._sessions = Sessions(self._fetch_token)
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,23 +120,24 @@ class SalesforceAdapter(HttpAdapter):
         return {"campaign": campaign.strip(), **({"status": status.strip()} if status else {})}
 
     def vendor_base_url(self) -> str:
-        return self._session.instance_url if self._session else self.config.login_url
+        session = self._sessions.session
+        return session.instance_url if session else self.config.login_url
 
     def secrets(self) -> list[str]:
-        extra = [self._session.access_token] if self._session else []
+        session = self._sessions.session
+        extra = [session.access_token] if session else []
         return sorted({*super().secrets(), *extra}, key=len, reverse=True)
 
     # -- vendor hooks of the HTTP layer ---------------------------------------------
 
     def is_transient(self, response: httpx.Response) -> bool:
         """The org's limits answer 403 ``REQUEST_LIMIT_EXCEEDED``, not 429: worth retrying."""
-        limited = response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in _codes(response)
-        return limited or super().is_transient(response)
+        return limit_exceeded(response) or super().is_transient(response)
 
     def retry_delay(self, response: httpx.Response) -> float | None:
         """The org's daily count (``TotalRequests``): check back in an hour. Other limits
         (``ConcurrentPerOrgLongTxn``) clear in seconds: the layer's own backoff."""
-        if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in _codes(response):
+        if limit_exceeded(response):
             return QUOTA_RECHECK_SECONDS if "TotalRequests" in response.text else None
         return super().retry_delay(response)
 
@@ -339,7 +328,7 @@ class SalesforceAdapter(HttpAdapter):
     async def _call(self, method: str, path: str, *, accept: Collection[int] = (), **kwargs: Any) -> httpx.Response:
         """An API call with the current token: one fresh token on a 401; usage noted."""
         for attempt in (1, 2):
-            session = await self._current_session()
+            session = await self._sessions.current()
             base = self.config.base_url or session.instance_url
             headers = {"Authorization": f"Bearer {session.access_token}"}
             response = await self.request(
@@ -349,56 +338,31 @@ class SalesforceAdapter(HttpAdapter):
             if response.status_code != 401:
                 return response
             if attempt == 1:
-                await self._renew(session)
+                await self._sessions.renew(session)
         message = f"the session was refused even with a fresh token: {self.error_message(response)}"
         raise self.crm_error(method, path, 401, message, transient=False)
 
-    async def _current_session(self) -> _Session:
-        async with self._session_lock:
-            if self._session is None:
-                self._session = await self._fetch_token()
-            return self._session
-
-    async def _renew(self, stale: _Session) -> None:
-        async with self._session_lock:
-            if self._session is stale:  # many 401s at once: one new token
-                self._session = await self._fetch_token()
-
-    async def _fetch_token(self) -> _Session:
+    async def _fetch_token(self) -> Session:
         config = self.config
-        form = {
-            "grant_type": "refresh_token" if config.refresh_token else "client_credentials",
-            "client_id": config.client_id,
-        }
-        if config.refresh_token:
-            form["refresh_token"] = config.refresh_token.get_secret_value()
-        if config.client_secret:
-            form["client_secret"] = config.client_secret.get_secret_value()
+        form = token_form(config.client_id, config.client_secret, config.refresh_token)
         url = f"{config.login_url}/services/oauth2/token"
         response = await self.request("POST", url, data=form, accept={400, 401, 403})
-        body = _json(response)
-        if response.status_code >= 400 or not isinstance(body, dict) or "access_token" not in body:
-            flow = (
-                "refresh_token"
-                if config.refresh_token
-                else "client_id/client_secret and the connected app's client credentials flow (run-as user)"
-            )
-            message = f"Salesforce refused the credentials (check {flow}): {self.error_message(response)}"
+        session = session_from(_json(response), config.login_url)
+        if response.status_code >= 400 or session is None:
+            hint = token_hint(config.refresh_token)
+            message = f"Salesforce refused the credentials (check {hint}): {self.error_message(response)}"
             raise self.crm_error("POST", url, response.status_code, message, transient=False)
-        return _Session(str(body["access_token"]), str(body.get("instance_url") or config.login_url).rstrip("/"))
+        return session
 
     def _note_usage(self, response: httpx.Response) -> None:
-        found = _USAGE.search(response.headers.get("sforce-limit-info", ""))
-        if not found:
+        pause = usage_pause(response, self.config.api_reserve_percent)
+        if pause is None:
             return
-        used, limit = int(found.group(1)), int(found.group(2))
-        reserve = limit * self.config.api_reserve_percent / 100
-        left = limit - used
-        if left <= reserve:
-            logger.warning("%s: %d of %d daily API requests used; pausing to keep the reserve", self.name, used, limit)
-            self.limiter.pause_for(QUOTA_RECHECK_SECONDS)
-        elif left <= 2 * reserve:
-            self.limiter.pause_for(USAGE_WINDOW_SECONDS / limit)  # the pace the rolling window frees calls at
+        if pause.at_reserve:
+            logger.warning(
+                "%s: %d of %d daily API requests used; pausing to keep the reserve", self.name, pause.used, pause.limit
+            )
+        self.limiter.pause_for(pause.seconds)
 
 
 # -- small pure helpers ------------------------------------------------------------
@@ -410,15 +374,8 @@ def _norm(email: str | None) -> str:
 
 
 def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}
-
-
-def _codes(response: httpx.Response) -> set[str]:
-    body = _json(response)
-    return {str(e.get("errorCode")) for e in body if isinstance(e, dict)} if isinstance(body, list) else set()
+    # {} for no JSON: the callers read fields of an object
+    return json_body(response) or {}
 
 
 def _aligned(results: Any, count: int) -> list[dict[str, Any]]:

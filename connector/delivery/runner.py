@@ -3,6 +3,11 @@
 The runner knows nothing about any CRM. Per target it runs ``adapter.max_concurrency``
 loops; each claims a leased batch, so several loops, or several service replicas on a
 shared store, never send the same change at the same time.
+
+When the target's budget is what holds delivery back (``adapter.budget_bound``: its rate
+or connection limit, given how fast changes arrive), a partly filled batch waits up to the
+target's ``linger_seconds`` for more work, so a trickle goes out in full batches instead
+of spending a call on a few changes; with budget to spare it is sent at once.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 
 from connector.adapters.base import Adapter, Outcome
@@ -21,6 +27,9 @@ from connector.redact import mask_email
 from connector.store.base import Finished, Store, WorkItem
 
 log = logging.getLogger("connector.delivery")
+
+#: seconds over which the arrival rate of changes is measured
+_RATE_WINDOW = 5.0
 
 
 class TargetRunner:
@@ -36,6 +45,8 @@ class TargetRunner:
         self.owner = owner or f"{adapter.name}:{uuid.uuid4().hex[:12]}"
         self.wake = asyncio.Event()
         self._in_flight: dict[int, list[WorkItem]] = {}
+        self._filling = asyncio.Lock()  # one loop fills a batch at a time: a trickle is not split
+        self._claimed: deque[tuple[float, int]] = deque()  # (monotonic time, changes claimed)
 
     async def run(self, stopping: asyncio.Event) -> None:
         loops = [asyncio.create_task(self._loop(i, stopping)) for i in range(max(1, self.adapter.max_concurrency))]
@@ -49,19 +60,55 @@ class TargetRunner:
 
     async def _loop(self, index: int, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            try:
-                items = await self.store.claim(
-                    self.adapter.name, self.adapter.max_batch, self.owner, self.settings.lease_seconds
-                )
-            except Exception as exc:  # the store being down must not kill delivery for good
-                log.error("target %s: cannot claim work: %s", self.adapter.name, exc)
-                items = []
+            async with self._filling:
+                items = await self._claim(self.adapter.max_batch)
+                if items and self._should_linger(len(items)):
+                    items += await self._linger(self.adapter.max_batch - len(items), stopping)
             if items:
                 self._in_flight[index] = items
                 await self.deliver(items)
                 self._in_flight.pop(index, None)
                 continue
             await self._idle(stopping)
+
+    async def _claim(self, limit: int) -> list[WorkItem]:
+        try:
+            items = await self.store.claim(self.adapter.name, limit, self.owner, self.settings.lease_seconds)
+        except Exception as exc:  # the store being down must not kill delivery for good
+            log.error("target %s: cannot claim work: %s", self.adapter.name, exc)
+            return []
+        now = time.monotonic()
+        self._claimed.append((now, len(items)))
+        while self._claimed and self._claimed[0][0] < now - _RATE_WINDOW:
+            self._claimed.popleft()
+        return items
+
+    def arrival_rate(self) -> float:
+        """Changes claimed per second over the last few seconds: how fast work arrives."""
+        return sum(n for _, n in self._claimed) / _RATE_WINDOW
+
+    def _should_linger(self, claimed: int) -> bool:
+        linger = self.adapter.config.linger_seconds
+        return claimed < self.adapter.max_batch and linger > 0 and self.adapter.budget_bound(self.arrival_rate())
+
+    async def _linger(self, room: int, stopping: asyncio.Event) -> list[WorkItem]:
+        """Claim more as it arrives, until ``room`` is filled or ``linger_seconds`` pass."""
+        deadline = time.monotonic() + self.adapter.config.linger_seconds
+        more: list[WorkItem] = []
+        while len(more) < room and not stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.wake.clear()
+            waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stopping.wait())]
+            try:  # woken by new work, else look again at the poll interval
+                await asyncio.wait(waiters, timeout=min(left, self.settings.poll_interval_seconds),
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            more += await self._claim(room - len(more))
+        return more
 
     async def _idle(self, stopping: asyncio.Event) -> None:
         """Sleep until new work is signalled, the next retry is due, or the poll interval."""

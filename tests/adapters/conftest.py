@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from connector.adapters.base import Adapter, Change
+from connector.adapters.base import Adapter, Change, Outcome
 from connector.testing.fakes.clock import run_virtual
 
 A = TypeVar("A", bound=Adapter)
@@ -26,6 +26,20 @@ def run_started(adapter: A, body: Callable[[A], Awaitable[T]], *, virtual: bool 
             await adapter.close()
 
     return run_virtual(main()) if virtual else asyncio.run(main())
+
+
+def apply_batches(adapter: Adapter, *batches: Sequence[Change]) -> list[list[Outcome]]:
+    """Start ``adapter``, apply each batch in turn, close it; the outcomes per batch."""
+
+    async def body(started: Adapter) -> list[list[Outcome]]:
+        return [await started.apply(batch) for batch in batches]
+
+    return run_started(adapter, body)
+
+
+def check_online(adapter: Adapter, destinations: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """``adapter.check_online(destinations)`` between its start and its close."""
+    return run_started(adapter, lambda started: started.check_online(destinations))
 
 
 def make_change(**fields: Any) -> Change:

@@ -17,8 +17,9 @@ can assert both that real calls fit and that a broken call is caught::
 What is checked for a request (:meth:`Contract.request_problems`): the method and path
 name an operation (the server URL's path prefix, e.g. ``/3.0``, must lead; literal
 segments beat ``{parameters}``), every query parameter is documented, required and
-described header parameters, the auth scheme the operation's security names (HTTP
-bearer / basic), the content type, and the JSON body against the operation's schema
+described header parameters, path parameters described as integers, the auth scheme
+the operation's security names (HTTP bearer / basic, or an API key header), the content
+type (Swagger 2.0: its ``consumes``), and the JSON body against the operation's schema
 (``closed=True`` also refuses body properties the schema does not name, which catches
 typos the spec's open objects would let through). For an answer
 (:meth:`Contract.response_problems`): the JSON body against the schema of its status,
@@ -102,6 +103,13 @@ class Operation:
         content = resolve(self.document.spec, self.op.get("requestBody", {})).get("content", {})
         return content.get(content_type, {}).get("schema")  # an exact media type: the wire's must be listed
 
+    def consumes(self, default: str) -> list[str]:
+        """The request media types the operation accepts (Swagger 2.0's ``consumes``);
+        ``[default]`` where the description names none (OpenAPI 3 lists them per body)."""
+        if not self.document.swagger2:
+            return [default]
+        return list(self.op.get("consumes") or self.document.spec.get("consumes") or [default])
+
     def body_required(self) -> bool:
         if self.document.swagger2:
             return any(p.get("required") for p in self.parameters("body"))
@@ -110,9 +118,16 @@ class Operation:
     def takes_body(self) -> bool:
         return bool(self.parameters("body")) if self.document.swagger2 else "requestBody" in self.op
 
-    def response_schema(self, status: int) -> dict[str, Any] | None:
+    def describes(self, status: int) -> bool:
+        """Does the operation list ``status`` (or its range, or a default)?"""
+        return self._response(status) is not None
+
+    def _response(self, status: int) -> dict[str, Any] | None:
         responses = self.op.get("responses", {})
-        answer = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+        return responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+
+    def response_schema(self, status: int) -> dict[str, Any] | None:
+        answer = self._response(status)
         if answer is None:
             return None
         answer = resolve(self.document.spec, answer)
@@ -187,7 +202,7 @@ class Contract:
             return problems + (["the operation needs a body"] if operation.body_required() else [])
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
         schema = operation.body_schema(content_type)
-        if schema is None:
+        if schema is None or content_type not in operation.consumes(content_type):
             return [*problems, f"content type {content_type!r} not accepted"]
         problems += self.schema_problems(schema, request.json, "body", operation.document)
         if closed:
@@ -211,6 +226,8 @@ class Contract:
         schema = operation.response_schema(status)
         if schema is None and undescribed is not None and status >= 400:
             schema = undescribed
+        if schema is None and operation.describes(status):
+            return []  # described without a body schema (a 204, an empty answer)
         if schema is None:
             return [f"{what}: status not described"]
         return self.schema_problems(schema, body, what, operation.document)
@@ -237,8 +254,14 @@ class Contract:
         raise KeyError(name)
 
     def _parameter_problems(self, operation: Operation, request: RecordedRequest) -> list[str]:
+        problems: list[str] = []
+        for param in operation.parameters("path"):
+            kind = (param.get("schema") or param).get("type")
+            value = operation.path_params.get(param["name"], "")
+            if kind == "integer" and not re.fullmatch(r"-?\d+", value):
+                problems.append(f"path parameter {param['name']} is not an integer: {value!r}")
         declared = {p["name"] for p in operation.parameters("query")}
-        problems = [f"query parameter {name!r} not in the spec" for name in sorted(set(request.query) - declared)]
+        problems += [f"query parameter {name!r} not in the spec" for name in sorted(set(request.query) - declared)]
         for param in operation.parameters("header"):
             value = request.headers.get(param["name"].lower())
             if value is None and param.get("required"):
@@ -251,16 +274,18 @@ class Contract:
     def _auth_problems(self, operation: Operation, headers: Mapping[str, str]) -> list[str]:
         spec = operation.document.spec
         schemes = spec.get("securityDefinitions") or spec.get("components", {}).get("securitySchemes", {})
-        wanted = {
-            _http_scheme(schemes.get(name, {}))
-            for requirement in operation.op.get("security", spec.get("security", []))
-            for name in requirement
-        }
+        requirements = operation.op.get("security", spec.get("security", []))
+        named = [schemes.get(name, {}) for requirement in requirements for name in requirement]
+        wanted = {_http_scheme(scheme) for scheme in named}
+        keys = {str(s["name"]).lower() for s in named if s.get("type") == "apiKey" and s.get("in") == "header"}
         wanted.discard(None)
-        if not wanted:
-            return []  # none, or only schemes (api keys, OAuth) this helper does not judge
+        if not wanted and not keys:
+            return []  # none, or only schemes (query keys, OAuth) this helper does not judge
         scheme = headers.get("authorization", "").partition(" ")[0].lower()
-        return [] if scheme in wanted else [f"auth is not {' or '.join(sorted(map(str, wanted)))}, as the spec names"]
+        if scheme in wanted or keys & {name.lower() for name in headers}:
+            return []
+        named_ones = sorted(map(str, wanted)) + sorted(f"the {key} header" for key in keys)
+        return [f"auth is not {' or '.join(named_ones)}, as the spec names"]
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """A 1,000-change burst to one CRM destination through the real runner and SQLite store.
 
-Shared by the Brevo and Salesforce burst tests: 1,000 customers, of whom every tenth leaves
-the group (they start as members in the CRM) and every fiftieth-plus-seven joins but is
-unknown to the CRM. The caller seeds its fake accordingly and checks the calls it counted.
+Shared by the Brevo, Salesforce, Klaviyo and Customer.io burst tests: 1,000 customers
+(customer ``i`` has the external id ``u-{i}``), of whom every tenth leaves the group (they
+start as members in the CRM) and every fiftieth-plus-seven joins but is unknown to the CRM.
+The caller seeds its fake accordingly and checks the calls it counted.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def run_burst(tmp_path: Path, fake: FakeServer, make_adapter: Any, destination: 
             for i in range(CUSTOMERS):
                 before, after = ([GROUP], []) if i in LEAVING else ([], [GROUP])
                 body = membership_event(event_id=f"pEv_{i}", customer_id=f"c_{i}", email=email(i),
-                                        groups_before=before, groups_after=after,
+                                        groups_before=before, groups_after=after, external_id=f"u-{i}",
                                         timestamp="2026-01-01T00:00:01Z", generation="versioned")  # fmt: skip
                 event = parse_event(orjson.dumps(body))
                 await store.accept(event, [[route] for _ in event.changes])

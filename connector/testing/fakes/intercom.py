@@ -13,7 +13,14 @@ Two real-world quirks are knobs because Intercom does not document them:
 - ``detach_unattached``: what ``DELETE /contacts/{id}/tags/{tag_id}`` answers when the
   tag exists but is not on the contact (404 "Resource Not Found" by default, or 200);
 - search lag: ``seed_contact(..., search_misses=n)`` hides a contact from the next ``n``
-  searches, as Intercom's search index trails creates by a few seconds.
+  searches, as Intercom's search index trails creates by a few seconds;
+- ``POST /tags {name, users: [{id}]}`` naming a contact that does not exist: 404 "User
+  Not Found" for the whole call, nothing tagged (Intercom does not say).
+
+Search takes ``email`` filters (``=`` or ``IN``) combined with ``AND``/``OR`` within
+Intercom's documented limits (at most 15 filters per group, 2 levels of nesting; more is
+a 400), and pages of ``pagination.per_page`` (default 50, at most 150) with
+``starting_after`` cursors.
 """
 
 from __future__ import annotations
@@ -105,6 +112,10 @@ class FakeIntercom(FakeServer):
         self.contacts: dict[str, FakeContact] = {}
         self.tags: dict[str, str] = {}  # id -> name
         self.search_misses: dict[str, int] = {}  # lower email -> searches still missing it
+        #: contacts named per ``POST /tags {users}`` call (to prove bulk tagging)
+        self.bulk_tag_sizes: list[int] = []
+        #: contact ids whose tagging Intercom refuses with a 400 (alone or in a bulk call)
+        self.blocked: set[str] = set()
         self._ids = itertools.count(1)
 
     # -- arranging state -----------------------------------------------------------------
@@ -225,9 +236,22 @@ class FakeIntercom(FakeServer):
     async def create_tag(self, request: Request) -> Response:
         body = await self.json_body(request)
         name = body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not name.strip() or set(body) - {"name"}:
+        if not isinstance(name, str) or not name.strip() or set(body) - {"name", "users"}:
             return self.error_response(400, "invalid tag parameters")
+        users = body.get("users", [])
+        if not isinstance(users, list) or not all(isinstance(u, dict) and isinstance(u.get("id"), str) for u in users):
+            return self.error_response(400, "users must be a list of {id}")
+        contacts = [self._live(u["id"]) for u in users]
+        if "users" in body:
+            self.bulk_tag_sizes.append(len(users))
+        if any(c is None for c in contacts):
+            return self.error_response(404, "User Not Found")
+        if any(c.id in self.blocked for c in contacts if c is not None):
+            return self.error_response(400, "Contact is blocked")
         tag_id = self.tag_id(name)
+        for contact in contacts:
+            if contact is not None:
+                contact.tag_ids.add(tag_id)
         return JSONResponse({"type": "tag", "id": tag_id, "name": self.tags[tag_id]})
 
     async def search(self, request: Request) -> Response:
@@ -235,18 +259,27 @@ class FakeIntercom(FakeServer):
         query = body.get("query") if isinstance(body, dict) else None
         if isinstance(query, dict) and query.get("field") == "tag_id" and query.get("operator") == "=":
             return self._tagged(str(query.get("value")), body.get("pagination") or {})
-        if not (
-            isinstance(query, dict)
-            and query.get("field") == "email"
-            and query.get("operator") == "="
-            and isinstance(query.get("value"), str)
-        ):
-            return self.error_response(400, "this fake only searches email = <value>")
-        email = query["value"].lower()
-        found = [] if self._miss(email) else [c for c in self.with_email(email) if not c.archived]
-        data = [c.as_json(self.workspace_id) for c in found]
-        pages = {"type": "pages", "page": 1, "per_page": 50, "total_pages": 1 if data else 0}
-        return JSONResponse({"type": "list", "data": data, "total_count": len(data), "pages": pages})
+        paging = (body.get("pagination") or {}) if isinstance(body, dict) else {}
+        try:
+            emails = _emails_in(query, depth=0)
+            per_page = int(paging.get("per_page", 50))
+            start = int(paging.get("starting_after") or 0)
+        except (_BadQuery, TypeError, ValueError) as bad:
+            return self.error_response(400, str(bad) or "invalid search")
+        if not 0 < per_page <= 150:
+            return self.error_response(400, "per_page must be between 1 and 150")
+        found = [
+            c
+            for c in self.contacts.values()
+            if c.email.lower() in emails and not c.archived and not self._miss(c.email.lower())
+        ]
+        page = found[start : start + per_page]
+        pages: dict[str, Any] = {"type": "pages", "page": start // per_page + 1, "per_page": per_page,
+                                 "total_pages": math.ceil(len(found) / per_page)}  # fmt: skip
+        if start + per_page < len(found):
+            pages["next"] = {"per_page": per_page, "starting_after": str(start + per_page)}
+        data = [c.as_json(self.workspace_id) for c in page]
+        return JSONResponse({"type": "list", "data": data, "total_count": len(found), "pages": pages})
 
     async def create_contact(self, request: Request) -> Response:
         body = await self.json_body(request)
@@ -280,6 +313,8 @@ class FakeIntercom(FakeServer):
         tag_id = str(body.get("id")) if isinstance(body, dict) else ""
         if tag_id not in self.tags:
             return self.error_response(404, "Resource Not Found")
+        if contact.id in self.blocked:
+            return self.error_response(400, "Contact is blocked")
         contact.tag_ids.add(tag_id)
         return JSONResponse(self._applied(tag_id))
 
@@ -334,3 +369,28 @@ class FakeIntercom(FakeServer):
         if len(rest) > per_page:
             pages["next"] = {"per_page": per_page, "starting_after": rest[per_page - 1].id}
         return JSONResponse({"type": "list", "data": data, "total_count": len(found), "pages": pages})
+
+
+class _BadQuery(ValueError):
+    pass
+
+
+def _emails_in(query: Any, depth: int) -> set[str]:
+    """The (lower-cased) emails a search query matches; _BadQuery beyond what the fake,
+    or Intercom's documented limits, allow. AND of different emails matches nothing."""
+    if not isinstance(query, dict):
+        raise _BadQuery("query must be an object")
+    if query.get("operator") in ("AND", "OR"):
+        parts = query.get("value")
+        if depth >= 2:
+            raise _BadQuery("There's a limit of max 2 nested filters")
+        if not isinstance(parts, list) or not parts or len(parts) > 15:
+            raise _BadQuery("There's a limit of max 15 filters for each AND or OR group")
+        sets = [_emails_in(part, depth + 1) for part in parts]
+        return set.union(*sets) if query["operator"] == "OR" else set.intersection(*sets)
+    value = query.get("value")
+    if query.get("field") == "email" and query.get("operator") == "=" and isinstance(value, str):
+        return {value.lower()}
+    if query.get("field") == "email" and query.get("operator") == "IN" and isinstance(value, list):
+        return {str(v).lower() for v in value}
+    raise _BadQuery("this fake only searches email = <value> or email IN [...]")

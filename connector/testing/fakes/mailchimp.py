@@ -6,7 +6,17 @@ Answers the way the real API is documented to (specs/mailchimp, mailchimp.com/de
 - ``GET /3.0/lists/{list_id}`` → the audience, or 404;
 - ``PUT /3.0/lists/{list_id}/members/{hash}`` → upsert, 200 with the member; a new member
   needs ``email_address`` and ``status_if_new``, and the hash must be the address's;
-- ``POST /3.0/lists/{list_id}/members/{hash}/tags`` → 204; 404 for a non-member.
+- ``POST /3.0/lists/{list_id}/members/{hash}/tags`` → 204; 404 for a non-member;
+- ``GET /3.0/lists/{list_id}/segments`` (``type``, ``count`` ≤ 1000, ``offset``) → a page of
+  segments with ``total_items``; a tag is a static segment, so every tag is listed;
+- ``GET /3.0/lists/{list_id}/segments/{id}/members`` (``count`` ≤ 1000, ``offset``) → a page
+  of the members with that tag, with ``total_items``;
+- ``POST /3.0/lists/{list_id}/segments`` ``{name, static_segment}`` → the new segment
+  (400 if the name is taken);
+- ``POST /3.0/lists/{list_id}/segments/{id}`` ``{members_to_add, members_to_remove}``
+  (≤ 500 each) → ``total_added``, ``total_removed``, ``members_added``,
+  ``members_removed``, ``errors: [{email_addresses, error}]``, ``error_count``; an address
+  not in the audience (or refused) is named in ``errors`` and changes nothing.
 
 Errors are Problem Detail documents (``type, title, status, detail, instance``). Auth is
 HTTP Basic with any user and the key as password, or ``Bearer <key>``; anything else 401.
@@ -24,8 +34,7 @@ import math
 import threading
 import time
 import uuid
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +105,11 @@ class FakeMailchimp(FakeServer):
         self.audiences: dict[str, dict[str, FakeMember]] = {a: {} for a in audiences}
         self.reject: set[str] = set()
         self.tag_calls: dict[str, int] = {}
+        #: audience -> static segment id -> its name (the tag); every tag has one
+        self.segments: dict[str, dict[int, str]] = {a: {} for a in self.audiences}
+        #: batch calls per segment id (to prove one call per tag, not per member)
+        self.segment_calls: dict[int, int] = {}
+        self._next_segment = 1001
         #: most requests in flight at once, those refused with 429 included (the base's
         #: limit stops counting at its cap, so it could never show a client going over)
         self.peak_connections = 0
@@ -107,6 +121,24 @@ class FakeMailchimp(FakeServer):
     def seed_member(self, audience: str, email: str, status: str = "subscribed", tags: Iterable[str] = ()) -> None:
         with self._state:
             self.audiences[audience][_hash(email)] = FakeMember(email, status, set(tags))
+            for tag in tags:
+                self._segment_for(audience, tag)
+
+    def seed_segment(self, audience: str, name: str) -> int:
+        """A static segment (tag) with no members yet; its id."""
+        with self._state:
+            return self._segment_for(audience, name)
+
+    def _segment_for(self, audience: str, name: str) -> int:
+        """The id of the tag's segment, created as Mailchimp does on first use. Holds _state."""
+        segments = self.segments.setdefault(audience, {})
+        for segment, known in segments.items():
+            if known == name:
+                return segment
+        segment = self._next_segment
+        self._next_segment += 1
+        segments[segment] = name
+        return segment
 
     def member(self, audience: str, email: str) -> FakeMember | None:
         with self._state:
@@ -164,8 +196,9 @@ class FakeMailchimp(FakeServer):
             Route("/3.0/lists/{list_id}", self._list, methods=["GET"]),
             Route("/3.0/lists/{list_id}/members/{hash}", self._put_member, methods=["PUT"]),
             Route("/3.0/lists/{list_id}/members/{hash}/tags", self._tags, methods=["POST"]),
-            Route("/3.0/lists/{list_id}/segments", self._segments, methods=["GET"]),
-            Route("/3.0/lists/{list_id}/segments/{segment_id}/members", self._segment_members, methods=["GET"]),
+            Route("/3.0/lists/{list_id}/segments", self._segments, methods=["GET", "POST"]),
+            Route("/3.0/lists/{list_id}/segments/{segment_id:int}", self._segment_batch, methods=["POST"]),
+            Route("/3.0/lists/{list_id}/segments/{segment_id:int}/members", self._segment_members, methods=["GET"]),
             Route("/{rest:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
@@ -241,34 +274,114 @@ class FakeMailchimp(FakeServer):
                 return self.error_response(400, f"{member.email} cannot be changed in this audience.")
             for tag in tags:
                 if tag["status"] == "active":
+                    self._segment_for(list_id, tag["name"])
                     member.tags.add(tag["name"])
                 else:
                     member.tags.discard(tag["name"])
         return Response(status_code=204)
 
-    def _tag_segments(self, list_id: str) -> dict[str, str]:
-        """Segment id -> tag name: every tag is a static segment (its id stable per name)."""
-        with self._state:
-            names = {t for m in self.audiences[list_id].values() for t in m.tags}
-        return {str(zlib.crc32(n.encode()) % 10**6): n for n in names}
-
     async def _segments(self, request: Request) -> Response:
         list_id = request.path_params["list_id"]
-        if list_id not in self.audiences:
-            return self._not_found()
-        segments = [{"id": int(i), "name": n, "type": "static", "list_id": list_id}
-                    for i, n in sorted(self._tag_segments(list_id).items())]  # fmt: skip
-        return JSONResponse({"segments": segments, "list_id": list_id, "total_items": len(segments)})
+        if request.method == "POST":
+            return await self._create_segment(request, list_id)
+        query = request.query_params
+        paging = _paging(query)
+        if isinstance(paging, str):
+            return self.error_response(400, paging)
+        count, offset = paging
+        with self._state:
+            if list_id not in self.audiences:
+                return self._not_found()
+            listed = sorted(self.segments.get(list_id, {}).items())
+            if query.get("type") not in (None, "static"):
+                listed = []  # the fake holds static segments only
+            members = self.audiences[list_id].values()
+            page = [
+                {
+                    "id": segment,
+                    "name": name,
+                    "member_count": sum(1 for m in members if name in m.tags),
+                    "type": "static",
+                    "list_id": list_id,
+                }
+                for segment, name in listed[offset : offset + count]
+            ]
+        return JSONResponse({"segments": page, "list_id": list_id, "total_items": len(listed)})
+
+    async def _create_segment(self, request: Request, list_id: str) -> Response:
+        body = await self.json_object(request)
+        name = body.get("name") if body else None
+        emails = body.get("static_segment", []) if body else None
+        if not isinstance(name, str) or not name or not isinstance(emails, list):
+            return self.error_response(400, "The resource submitted could not be validated. name: required.")
+        with self._state:
+            if list_id not in self.audiences:
+                return self._not_found()
+            if name in self.segments.get(list_id, {}).values():
+                return self.error_response(400, f"Sorry, a tag or segment named {name!r} already exists.")
+            segment = self._segment_for(list_id, name)
+            members = self.audiences[list_id]
+            for email in emails:
+                if isinstance(email, str) and _hash(email) in members:
+                    members[_hash(email)].tags.add(name)
+            count = sum(1 for m in members.values() if name in m.tags)
+        return JSONResponse({"id": segment, "name": name, "member_count": count, "type": "static", "list_id": list_id})
+
+    async def _segment_batch(self, request: Request) -> Response:
+        list_id, segment = request.path_params["list_id"], request.path_params["segment_id"]
+        body = await self.json_object(request)
+        lists = [(body or {}).get(key, []) for key in ("members_to_add", "members_to_remove")]
+        if body is None or not all(_is_email_list(emails) for emails in lists):
+            return self.error_response(
+                400,
+                "The resource submitted could not be validated. members_to_add, members_to_remove: "
+                "at most 500 email addresses each.",
+            )
+        with self._state:
+            self.segment_calls[segment] = self.segment_calls.get(segment, 0) + 1
+            name = self.segments.get(list_id, {}).get(segment)
+            if name is None:
+                return self._not_found()
+            answer = self._apply_segment(list_id, name, lists[0], lists[1])
+        return JSONResponse(answer)
+
+    def _apply_segment(self, list_id: str, name: str, adds: list[str], removes: list[str]) -> dict[str, Any]:
+        """Mailchimp's batch answer; errors group addresses by message. Holds _state."""
+        members = self.audiences[list_id]
+        changed: dict[str, list[dict[str, Any]]] = {"add": [], "remove": []}
+        errors: dict[str, list[str]] = {}
+        for action, emails in (("add", adds), ("remove", removes)):
+            for email in emails:
+                member = members.get(_hash(email))
+                if member is None:
+                    errors.setdefault("Email address is not subscribed to the list", []).append(email)
+                elif member.email in self.reject:
+                    errors.setdefault("Email address cannot be changed in this audience", []).append(email)
+                elif (name in member.tags) != (action == "add"):
+                    (member.tags.add if action == "add" else member.tags.discard)(name)
+                    changed[action].append(member.as_json(list_id))
+        return {
+            "members_added": changed["add"],
+            "members_removed": changed["remove"],
+            "errors": [{"email_addresses": found, "error": error} for error, found in errors.items()],
+            "total_added": len(changed["add"]),
+            "total_removed": len(changed["remove"]),
+            "error_count": sum(len(found) for found in errors.values()),
+        }
 
     async def _segment_members(self, request: Request) -> Response:
-        list_id = request.path_params["list_id"]
-        name = self._tag_segments(list_id).get(request.path_params["segment_id"]) if list_id in self.audiences else None
-        if name is None:
-            return self._not_found()
-        count, offset = int(request.query_params.get("count", "10")), int(request.query_params.get("offset", "0"))
+        """A page of a static segment's members: the list's members with that tag, by email."""
+        list_id, segment = request.path_params["list_id"], request.path_params["segment_id"]
+        paging = _paging(request.query_params)
+        if isinstance(paging, str):
+            return self.error_response(400, paging)
+        count, offset = paging
         with self._state:
+            name = self.segments.get(list_id, {}).get(segment) if list_id in self.audiences else None
+            if name is None:
+                return self._not_found()
             tagged = sorted((m for m in self.audiences[list_id].values() if name in m.tags), key=lambda m: m.email)
-        page = [m.as_json(list_id) for m in tagged[offset : offset + min(count, 1000)]]
+            page = [m.as_json(list_id) for m in tagged[offset : offset + count]]
         return JSONResponse({"members": page, "total_items": len(tagged)})
 
     async def _unknown(self, request: Request) -> Response:
@@ -284,6 +397,10 @@ def _is_tag(tag: Any) -> bool:
     )
 
 
+def _is_email_list(emails: Any) -> bool:
+    return isinstance(emails, list) and len(emails) <= 500 and all(isinstance(e, str) for e in emails)
+
+
 def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[str]) -> str | None:
     """Why Mailchimp would refuse to create this member; None if it would not."""
     if not isinstance(email, str) or "@" not in email:
@@ -295,3 +412,14 @@ def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[s
     if email in reject:
         return f"{email} looks fake or invalid, please enter a real email address."
     return None
+
+
+def _paging(query: Mapping[str, str]) -> tuple[int, int] | str:
+    """``(count, offset)`` of a list call, or the 400 detail Mailchimp gives for bad ones."""
+    try:
+        count, offset = int(query.get("count", "10")), int(query.get("offset", "0"))
+    except ValueError:
+        return "count and offset must be integers."
+    if not 0 < count <= 1000 or offset < 0:
+        return "count must be between 1 and 1000."
+    return count, offset

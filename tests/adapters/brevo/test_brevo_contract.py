@@ -3,44 +3,32 @@
 The spec (Swagger 2.0, from Brevo's Go SDK) lives outside the repository in
 ``../shared/specs/brevo`` (see SOURCES.md there); without it these tests skip, so a fresh
 clone still passes. The requests are the ones FakeBrevo recorded while the real adapter
-ran: method, path under ``basePath``, path and query parameters, the ``api-key`` header,
-and the JSON body against the operation's body schema, with no property the schema does
-not name.
+ran, checked by :class:`tests.adapters.contract.Contract`: method, path under
+``basePath``, path and query parameters, the ``api-key`` header, and the JSON body against
+the operation's body schema, with no property the schema does not name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from connector.adapters.base import Change
 from connector.adapters.brevo import BrevoAdapter, BrevoConfig
 from connector.testing.fakes.brevo import FakeBrevo
 from connector.testing.fakes.log import RecordedRequest
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-SPECS = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "brevo"
+from tests.adapters.contract import Contract
+
 KEY = "xkeysib-contract-0123456789abcdef-AbCd"
-BASE = "urn:brevo-spec"
 USED = {"getAccount", "getList", "addContactToList", "removeContactFromList", "getContactInfo", "createContact"}
 
 
 @pytest.fixture(scope="module")
-def spec() -> dict[str, Any]:
-    files = sorted(SPECS.glob("*.yaml")) if SPECS.is_dir() else []
-    if not files:
-        pytest.skip(f"../shared/specs not present: no Brevo spec in {SPECS}")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with files[0].open("rb") as stream:
-        return yaml.load(stream, Loader=loader)
+def contract() -> Contract:
+    return Contract.load("brevo")
 
 
 @pytest.fixture(scope="module")
@@ -73,73 +61,14 @@ def recorded() -> list[RecordedRequest]:
     return fake.requests
 
 
-def _operation(spec: dict[str, Any], method: str, path: str) -> tuple[dict[str, Any], dict[str, str]] | None:
-    prefix = spec["basePath"].rstrip("/")
-    if not path.startswith(prefix + "/"):
-        return None
-    local = path[len(prefix) :]
-    for template, operations in spec["paths"].items():
-        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
-        found = re.match(pattern, local)
-        if found and method.lower() in operations:
-            return operations[method.lower()], found.groupdict()
-    return None
-
-
-def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        node: Any = spec
-        for part in schema["$ref"].removeprefix("#/").split("/"):
-            node = node[part]
-        schema = node
-    return schema
-
-
-def _unknown_properties(spec: dict[str, Any], schema: dict[str, Any], value: Any, where: str) -> Iterator[str]:
-    schema = _resolve(spec, schema)
-    if isinstance(value, dict) and "properties" in schema:
-        for key, item in value.items():
-            if key in schema["properties"]:
-                yield from _unknown_properties(spec, schema["properties"][key], item, f"{where}.{key}")
-            elif not schema.get("additionalProperties"):
-                yield f"{where}.{key}"
-
-
-def _problems(spec: dict[str, Any], request: RecordedRequest) -> list[str]:
-    found = _operation(spec, request.method, request.path)
-    if found is None:
-        return [f"{request.method} {request.path}: no such operation in the spec"]
-    operation, path_params = found
-    parameters = operation.get("parameters", [])
-    problems = []
-    declared = {p["name"] for p in parameters if p["in"] == "query"}
-    problems += [f"query parameter {name!r} not in the spec" for name in set(request.query) - declared]
-    for p in parameters:
-        if p["in"] == "path" and p.get("type") == "integer" and not path_params[p["name"]].isdigit():
-            problems.append(f"path parameter {p['name']} is not an integer")
-    if not request.headers.get("api-key"):
-        problems.append("no api-key header, which the spec's securityDefinitions name")
-    body = next((p for p in parameters if p["in"] == "body"), None)
-    if body is None:
-        return problems + (["a body was sent to an operation that takes none"] if request.body else [])
-    if request.headers.get("content-type", "").split(";")[0] not in spec["consumes"]:
-        problems.append("content type not in the spec's consumes")
-    registry = Registry().with_resource(BASE, Resource.from_contents(spec, default_specification=DRAFT4))
-    validator = Draft4Validator({"$ref": BASE + body["schema"]["$ref"]}, registry=registry)
-    problems += [f"body: {error.message}" for error in validator.iter_errors(request.json)]
-    problems += [f"body has {name}, which the schema does not name"
-                 for name in _unknown_properties(spec, body["schema"], request.json, "body")]  # fmt: skip
-    return problems
-
-
-def test_every_recorded_request_is_described_by_the_spec(spec: dict[str, Any], recorded: list[RecordedRequest]) -> None:
-    problems = {f"{r.method} {r.path}": _problems(spec, r) for r in recorded}
+def test_every_recorded_request_is_described_by_the_spec(contract: Contract, recorded: list[RecordedRequest]) -> None:
+    problems = {f"{r.method} {r.path}": contract.request_problems(r, closed=True) for r in recorded}
     assert {call: found for call, found in problems.items() if found} == {}
-    used = {found[0]["operationId"] for r in recorded if (found := _operation(spec, r.method, r.path))}
+    used = {found.operation_id for r in recorded if (found := contract.operation(r.method, r.path))}
     assert used == USED, "the run should exercise every operation the adapter uses"
 
 
-def test_the_checker_catches_what_the_spec_forbids(spec: dict[str, Any], recorded: list[RecordedRequest]) -> None:
+def test_the_checker_catches_what_the_spec_forbids(contract: Contract, recorded: list[RecordedRequest]) -> None:
     add = next(r for r in recorded if r.path.endswith("/contacts/add"))
     too_many = {"emails": [f"p{i}@example.com" for i in range(151)]}
     bad = [
@@ -149,16 +78,13 @@ def test_the_checker_catches_what_the_spec_forbids(spec: dict[str, Any], recorde
         RecordedRequest(**{**vars(add), "path": add.path.replace("/12/", "/twelve/")}),
         RecordedRequest(**{**vars(add), "headers": {k: v for k, v in add.headers.items() if k != "api-key"}}),
     ]
-    assert all(_problems(spec, r) for r in bad), [_problems(spec, r) for r in bad]
+    found = [contract.request_problems(r, closed=True) for r in bad]
+    assert all(found), found
 
 
-def test_the_fakes_answers_have_the_specs_shapes(spec: dict[str, Any]) -> None:
-    definitions = spec["definitions"]
-    registry = Registry().with_resource(BASE, Resource.from_contents(spec, default_specification=DRAFT4))
-
+def test_the_fakes_answers_have_the_specs_shapes(contract: Contract) -> None:
     def check(name: str, body: Any) -> None:
-        Draft4Validator({"$ref": f"{BASE}#/definitions/{name}"}, registry=registry).validate(body)
-        assert name in definitions
+        assert contract.schema_problems(contract.component(name), body, name) == []
 
     fake = FakeBrevo(KEY, lists={12: "Enterprise"}, unlimited=True)
     fake.seed_contact("ann@example.com")

@@ -13,7 +13,7 @@ from connector.adapters.base import Change, OptionsError, Outcome
 from connector.adapters.brevo import BrevoAdapter, BrevoConfig
 from pydantic import ValidationError
 
-from tests.adapters.started import apply_batches
+from tests.adapters.conftest import apply_batches
 
 KEY = "xkeysib-respx-0123456789abcdef-AbCdEf"
 BASE = "https://api.brevo.com/v3"

@@ -110,17 +110,27 @@ def test_base_url_prefix_is_kept_before_the_api_path() -> None:
 # -- how many calls --------------------------------------------------------------------
 
 
-def test_a_full_batch_to_one_list_is_five_reads_and_one_membership_call() -> None:
-    emails = {f"u{i}@example.com": str(5000 + i) for i in range(HubSpotAdapter.max_batch)}
+def test_a_full_batch_to_one_list_is_a_read_per_100_and_one_membership_call_then_one_call() -> None:
+    size = HubSpotAdapter.max_batch
+    emails = {f"u{i}@example.com": str(5000 + i) for i in range(size)}
     batch = [change(e, key=str(i)) for i, e in enumerate(emails)]
+    again = [change(e, "remove", key=str(i)) for i, e in enumerate(emails)]
+
+    async def both(a: HubSpotAdapter) -> list[list[Outcome]]:
+        return [await a.apply(batch), await a.apply(again)]
+
     with respx.mock(base_url=BASE) as mock:
         read = mock.post(READ).mock(side_effect=contacts(emails))
         add = mock.put("/crm/v3/lists/123/memberships/add").mock(return_value=members())
-        outcomes = apply(batch)
-    assert outcomes == [Outcome.done()] * 500
-    assert [len(json.loads(c.request.content)["inputs"]) for c in read.calls] == [100] * 5
+        remove = mock.put("/crm/v3/lists/123/memberships/remove").mock(return_value=members())
+        outcomes = run(adapter(), both)
+    assert outcomes == [[Outcome.done()] * size] * 2
+    assert [len(json.loads(c.request.content)["inputs"]) for c in read.calls] == [100] * (size // 100)
     assert add.call_count == 1 and sorted(json.loads(add.calls.last.request.content)) == sorted(emails.values())
-    assert (read.call_count + add.call_count) / len(batch) * 100 <= 2.5
+    # Cold: the floor (a read per 100 emails, one membership call) within 10 %; warm: one call.
+    assert (read.call_count + add.call_count) / size * 100 <= 1.1
+    assert remove.call_count == 1 and read.call_count == size // 100
+    assert remove.call_count / size * 100 <= 0.05
 
 
 def test_known_emails_are_not_read_again_and_lists_are_grouped_per_action() -> None:

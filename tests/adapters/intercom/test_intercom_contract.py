@@ -11,10 +11,11 @@ import httpx
 import pytest
 from connector.adapters.base import Change
 from connector.adapters.intercom import IntercomAdapter
+from connector.adapters.intercom_shapes import SEARCH_EMAILS, email_query
 from connector.testing.fakes.intercom import FakeIntercom
 
 from tests.adapters.conftest import run_started
-from tests.adapters.contract import Contract
+from tests.adapters.contract import Contract, resolve
 from tests.adapters.intercom.conftest import HEADERS, change, intercom_adapter
 
 
@@ -34,19 +35,21 @@ def _exercise(fake: FakeIntercom, role: str) -> None:
     """Every call the adapter can make: search, tag lookup, attach, detach (attached and
     not), create (and its 409), /me."""
     fake.seed_contact("here@example.com")
+    fake.seed_contact("also@example.com")
     fake.seed_contact("lagging@example.com", search_misses=1)
 
     async def main(adapter: IntercomAdapter) -> None:
         assert await adapter.check_online([{"tag": "Enterprise"}]) == []
         batch = [
             _change("here@example.com", "add", "Enterprise"),
+            _change("also@example.com", "add", "Enterprise"),
             _change("new@example.com", "add", "Beta", "u-1"),
             _change("lagging@example.com", "add", "Beta"),
             _change("here@example.com", "remove", "Beta"),
         ]
         outcomes = await adapter.apply(batch)
         outcomes += await adapter.apply([_change("here@example.com", "remove", "Enterprise")])
-        assert [o.kind for o in outcomes] == ["done"] * 5, outcomes
+        assert [o.kind for o in outcomes] == ["done"] * 6, outcomes
 
     run_started(intercom_adapter(fake, create_missing_contacts=True, contact_role=role), main)
 
@@ -68,9 +71,26 @@ def test_every_request_fits_the_description(contract: Contract, fake: FakeInterc
         ("DELETE", "/contacts/{id}/tags/{id}"),
     }, seen
     assert 409 in {r.status for r in fake.requests} and 404 in {r.status for r in fake.requests}
+    # The bulk calls are among them: an OR search for many emails, a tag call naming many contacts.
+    searches = [r.json["query"] for r in fake.log.matching("POST", "/contacts/search")]
+    assert any(q.get("operator") == "OR" and len(q["value"]) >= 2 for q in searches), searches
+    assert any(len((r.json or {}).get("users", [])) == 2 for r in fake.log.matching("POST", "/tags"))
     assert {f"{r.method} {r.path}": contract.request_problems(r) for r in fake.requests} == {
         f"{r.method} {r.path}": [] for r in fake.requests
     }
+
+
+def test_the_bulk_calls_stay_within_the_documented_limits(contract: Contract) -> None:
+    """15 filters per OR group (the search description) and tagging users by ``id``."""
+    search = contract.operation("POST", "/contacts/search")
+    assert search is not None
+    assert f"max {SEARCH_EMAILS} filters for each AND or OR group" in search.op["description"]
+    query = {"query": email_query([f"p{i}@example.com" for i in range(SEARCH_EMAILS)])}
+    schema = search.body_schema("application/json")
+    assert schema is not None and contract.schema_problems(schema, query, "OR search", search.document) == []
+    document = contract.documents[0]
+    users = resolve(document.spec, contract.component("tag_multiple_users_request"))
+    assert set(users["required"]) == {"name", "users"} and "id" in users["properties"]["users"]["items"]["properties"]
 
 
 def test_every_answer_of_the_fake_fits_the_description(contract: Contract, fake: FakeIntercom) -> None:

@@ -68,18 +68,63 @@ def mock_found(mock: respx.MockRouter, base: str = US) -> dict[str, respx.Route]
     }
 
 
-def test_add_is_search_then_tag_lookup_then_attach() -> None:
+def test_add_is_search_then_one_tag_call_naming_the_contact() -> None:
     with respx.mock(assert_all_called=False) as mock:
         routes = mock_found(mock)
         assert [o.kind for o in apply([change()])] == ["done"]
-        search, tags, attach = routes["search"].calls.last, routes["tags"].calls.last, routes["attach"].calls.last
+        search, tags = routes["search"].calls.last, routes["tags"].calls.last
         assert body(search) == {"query": {"field": "email", "operator": "=", "value": "ada@example.com"}}
-        assert body(tags) == {"name": "Enterprise"}
-        assert body(attach) == {"id": "81"}
-        for call in (search, tags, attach):
+        assert body(tags) == {"name": "Enterprise", "users": [{"id": CONTACT["id"]}]}
+        for call in (search, tags):
             assert call.request.method == "POST"
             assert_headers(call.request)
-        assert routes["detach"].call_count == 0
+        assert routes["attach"].call_count == 0 and routes["detach"].call_count == 0
+
+
+def people(n: int) -> list[dict[str, Any]]:
+    return [{**CONTACT, "id": f"{i:024x}", "email": f"p{i}@example.com"} for i in range(n)]
+
+
+def bulk_change(i: int, action: str = "add") -> Change:
+    return Change(key=str(i), action=action, customer_id=f"c_{i}", email=f"p{i}@example.com",  # type: ignore[arg-type]
+                  group_id="cg_1", group_key="enterprise", event_id=f"pEv_{i}", options={"tag": "Enterprise"})  # fmt: skip
+
+
+def test_a_burst_of_adds_is_15_emails_a_search_and_50_contacts_a_tag_call() -> None:
+    everyone = people(120)
+
+    def search(request: httpx.Request) -> httpx.Response:
+        query = json.loads(request.content)["query"]
+        wanted = (
+            {f["value"] for f in query["value"]}
+            if "operator" in query and "value" in query and isinstance(query["value"], list)
+            else {query["value"]}
+        )
+        return httpx.Response(200, json={"type": "list", "data": [c for c in everyone if c["email"] in wanted]})
+
+    with respx.mock(assert_all_called=True) as mock:
+        searches = mock.post(f"{US}/contacts/search").mock(side_effect=search)
+        tags = mock.post(f"{US}/tags").respond(200, json=TAG)
+        outcomes = apply([bulk_change(i) for i in range(120)])
+    assert outcomes == [Outcome.done()] * 120
+    queries = [body(c)["query"] for c in searches.calls]
+    assert all(q["operator"] == "OR" and len(q["value"]) <= 15 for q in queries) and len(queries) == 8
+    assert [len(body(c)["users"]) for c in tags.calls] == [50, 50, 20]
+    assert searches.call_count + tags.call_count <= 30 * 120 / 100  # never two calls per change
+
+
+def test_search_follows_the_next_page_cursor() -> None:
+    first = {"type": "list", "data": people(2)[:1], "pages": {"type": "pages", "next": {"starting_after": "abc"}}}
+    second = {"type": "list", "data": people(2)[1:], "pages": {"type": "pages"}}
+    with respx.mock(assert_all_called=True) as mock:
+        searches = mock.post(f"{US}/contacts/search").mock(
+            side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)]
+        )
+        tags = mock.post(f"{US}/tags").respond(200, json=TAG)
+        assert apply([bulk_change(0), bulk_change(1)]) == [Outcome.done()] * 2
+    assert body(searches.calls[1])["pagination"] == {"starting_after": "abc"}
+    assert body(searches.calls[1])["query"] == body(searches.calls[0])["query"]
+    assert body(tags.calls.last)["users"] == [{"id": p["id"]} for p in people(2)]
 
 
 def test_remove_is_a_delete_without_body() -> None:
@@ -101,7 +146,7 @@ def test_region_picks_the_host(region: str, host: str) -> None:
     with respx.mock(assert_all_called=False) as mock:
         routes = mock_found(mock, host)
         assert [o.kind for o in apply([change()], region=region)] == ["done"]
-        assert routes["attach"].call_count == 1
+        assert routes["tags"].call_count == 1
 
 
 def test_base_url_replaces_the_region_host_and_keeps_its_prefix() -> None:
@@ -116,7 +161,7 @@ def test_api_version_is_sent_as_configured() -> None:
     with respx.mock(assert_all_called=False) as mock:
         routes = mock_found(mock)
         apply([change()], api_version="2.13")
-        assert_headers(routes["attach"].calls.last.request, version="2.13")
+        assert_headers(routes["tags"].calls.last.request, version="2.13")
 
 
 def test_create_sends_role_email_external_id_and_name() -> None:

@@ -49,58 +49,136 @@ def tags_url(member: str = ANN_HASH, api: str = API) -> str:
 
 # -- the exact requests ---------------------------------------------------------------
 
+SEGMENTS = f"{API}/lists/{AUD}/segments"
+ENTERPRISE, BETA = 7, 8
 
-@pytest.mark.parametrize("action, status", [("add", "active"), ("remove", "inactive")])
-def test_tag_call_is_exactly_what_mailchimp_documents(action: str, status: str) -> None:
+
+def segment_url(segment: int = ENTERPRISE, api: str = API) -> str:
+    return f"{api}/lists/{AUD}/segments/{segment}"
+
+
+def listed(*segments: tuple[int, str], total: int | None = None) -> httpx.Response:
+    page = [{"id": i, "name": n, "type": "static", "member_count": 0, "list_id": AUD} for i, n in segments]
+    return httpx.Response(
+        200, json={"segments": page, "list_id": AUD, "total_items": len(page) if total is None else total}
+    )
+
+
+def batch_answer(
+    errors: Sequence[str] = (), message: str = "Email address is not subscribed to the list"
+) -> httpx.Response:
+    body = {"members_added": [], "members_removed": [], "total_added": 0, "total_removed": 0,
+            "errors": [{"email_addresses": list(errors), "error": message}] if errors else [],
+            "error_count": len(errors)}  # fmt: skip
+    return httpx.Response(200, json=body)
+
+
+def mock_segments(mock: respx.MockRouter, api: str = API) -> respx.Route:
+    return mock.get(f"{api}/lists/{AUD}/segments").mock(return_value=listed((ENTERPRISE, "Enterprise"), (BETA, "Beta")))
+
+
+def sent(route: respx.Route) -> list[dict[str, Any]]:
+    return [json.loads(call.request.content) for call in route.calls]
+
+
+@pytest.mark.parametrize("action, key", [("add", "members_to_add"), ("remove", "members_to_remove")])
+def test_segment_call_is_exactly_what_mailchimp_documents(action: str, key: str) -> None:
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(tags_url()).mock(return_value=httpx.Response(204))
+        lookup = mock_segments(mock)
+        route = mock.post(segment_url()).mock(return_value=batch_answer())
         outcomes = apply([change(email="  Ann@Example.COM ", action=action)])
     assert outcomes == [Outcome.done()]
     request = route.calls.last.request
     assert basic_password(request) == KEY
     assert request.headers["content-type"] == "application/json"
-    assert json.loads(request.content) == {"tags": [{"name": "Enterprise", "status": status}]}
+    assert json.loads(request.content) == {key: ["Ann@Example.COM"]}
+    assert dict(lookup.calls.last.request.url.params) == {
+        "type": "static", "count": "1000", "offset": "0", "fields": "segments.id,segments.name,total_items"
+    }  # fmt: skip
 
 
-def test_changes_of_one_member_share_one_call_and_members_get_their_own() -> None:
+def test_one_call_per_tag_carries_every_member_and_segments_are_looked_up_once() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        ann = mock.post(tags_url()).mock(return_value=httpx.Response(204))
-        bob = mock.post(tags_url(BOB_HASH)).mock(return_value=httpx.Response(204))
+        lookup = mock_segments(mock)
+        enterprise = mock.post(segment_url(ENTERPRISE)).mock(return_value=batch_answer())
+        beta = mock.post(segment_url(BETA)).mock(return_value=batch_answer())
+
+        async def twice(adapter: MailchimpAdapter) -> list[list[Outcome]]:
+            batch = [change(tag="Enterprise"), change("bob@example.com", tag="Beta"),
+                     change("ANN@example.com", tag="beta", action="remove"), change("cy@example.com")]  # fmt: skip
+            return [await adapter.apply(batch), await adapter.apply([change("dee@example.com", tag="Beta")])]
+
+        first, second = run(twice)
+    assert [o.kind for o in first + second] == ["done"] * 5
+    assert lookup.call_count == 1  # cached: the second batch looks nothing up
+    assert sent(enterprise) == [{"members_to_add": [ANN, "cy@example.com"]}]
+    assert sent(beta) == [
+        {"members_to_add": ["bob@example.com"], "members_to_remove": ["ANN@example.com"]},
+        {"members_to_add": ["dee@example.com"]},
+    ]
+
+
+def test_a_missing_tag_is_created_as_an_empty_static_segment_after_reading_every_page() -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        pages = mock.get(SEGMENTS).mock(side_effect=[listed((1, "Old"), total=2), listed((2, "Other"), total=2)])
+        create = mock.post(SEGMENTS).mock(return_value=httpx.Response(200, json={"id": 42, "name": "Enterprise"}))
+        route = mock.post(segment_url(42)).mock(return_value=batch_answer())
+        assert apply([change()]) == [Outcome.done()]
+    assert [c.request.url.params["offset"] for c in pages.calls] == ["0", "1"]
+    assert sent(create) == [{"name": "Enterprise", "static_segment": []}]
+    assert route.call_count == 1
+
+
+def test_a_burst_is_sent_500_addresses_a_call_never_one_per_member() -> None:
+    emails = [f"m{i}@example.com" for i in range(1203)]
+    with respx.mock(assert_all_called=False) as mock:
+        mock_segments(mock)
+        route = mock.post(segment_url()).mock(return_value=batch_answer())
+        tags = mock.post(url__regex=rf"{API}/lists/{AUD}/members/\w+/tags")
         outcomes = apply(
-            [
-                change(tag="Enterprise"),
-                change("bob@example.com", tag="Beta"),
-                change("ANN@example.com", tag="Beta", action="remove"),
-            ]
+            [change(e, key=e) for e in emails[:1000]] + [change(e, action="remove", key=e) for e in emails[1000:]]
         )
-    assert [o.kind for o in outcomes] == ["done", "done", "done"]
-    assert ann.call_count == 1 and bob.call_count == 1
-    assert json.loads(ann.calls.last.request.content) == {
-        "tags": [{"name": "Enterprise", "status": "active"}, {"name": "Beta", "status": "inactive"}]
-    }
+    assert outcomes == [Outcome.done()] * len(emails)
+    bodies = sent(route)
+    assert [len(b.get("members_to_add", [])) for b in bodies] == [500, 500]
+    assert [len(b.get("members_to_remove", [])) for b in bodies] == [203, 0]
+    assert route.call_count + 1 <= 3 * len(emails) / 100 and tags.call_count == 0
 
 
 def test_a_tag_named_twice_for_one_member_goes_in_event_order_in_two_calls() -> None:
     # Two Plain groups mapped to the same tag: the later event must be applied last.
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(tags_url()).mock(return_value=httpx.Response(204))
+        mock_segments(mock)
+        route = mock.post(segment_url()).mock(return_value=batch_answer())
         outcomes = apply(
             [
                 change(action="remove", at="2026-03-01T10:00:02.000Z"),
+                change("bob@example.com"),
                 change(action="add", at="2026-03-01T10:00:01.000Z"),
             ]
         )
-    assert [o.kind for o in outcomes] == ["done", "done"]
-    sent = [json.loads(c.request.content)["tags"] for c in route.calls]
-    assert sent == [[{"name": "Enterprise", "status": "active"}], [{"name": "Enterprise", "status": "inactive"}]]
+    assert [o.kind for o in outcomes] == ["done", "done", "done"]
+    assert sent(route) == [{"members_to_add": ["bob@example.com", ANN]}, {"members_to_remove": [ANN]}]
+
+
+def test_an_address_the_segment_call_names_in_errors_goes_its_own_way() -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock_segments(mock)
+        mock.post(segment_url()).mock(return_value=batch_answer(["ANN@EXAMPLE.COM"]))
+        tags = mock.post(tags_url()).mock(return_value=httpx.Response(204))
+        outcomes = apply([change(), change("bob@example.com")])
+    assert outcomes == [Outcome.done(), Outcome.done()]
+    assert sent(tags) == [{"tags": [{"name": "Enterprise", "status": "active"}]}]
 
 
 def test_a_missing_member_is_created_with_status_if_new_then_tagged() -> None:
     with respx.mock(assert_all_called=True) as mock:
+        mock_segments(mock)
+        mock.post(segment_url()).mock(return_value=batch_answer([ANN]))
         tags = mock.post(tags_url()).mock(
             side_effect=[httpx.Response(404, json={"title": "Resource Not Found", "status": 404}), httpx.Response(204)]
         )
-        audience = mock.get(f"{API}/lists/{AUD}").mock(return_value=httpx.Response(200, json={"id": AUD}))
+        # The segment lookup already showed the audience exists: no second look.
         put = mock.put(f"{API}/lists/{AUD}/members/{ANN_HASH}").mock(
             return_value=httpx.Response(200, json={"id": ANN_HASH, "status": "transactional"})
         )
@@ -112,7 +190,6 @@ def test_a_missing_member_is_created_with_status_if_new_then_tagged() -> None:
     assert basic_password(request) == KEY and request.headers["content-type"] == "application/json"
     # No merge_fields, no status: only what creation needs, nothing that overwrites a person.
     assert json.loads(request.content) == {"email_address": "Ann@example.com", "status_if_new": "transactional"}
-    assert audience.calls.last.request.url.params["fields"] == "id,name"
 
 
 def test_check_online_pings_then_reads_the_audience() -> None:
@@ -132,7 +209,8 @@ def test_check_online_pings_then_reads_the_audience() -> None:
 def test_base_url_replaces_scheme_and_host_and_the_key_needs_no_data_centre() -> None:
     api = "http://127.0.0.1:9100/mailchimp/3.0"
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(tags_url(api=api)).mock(return_value=httpx.Response(204))
+        mock_segments(mock, api)
+        route = mock.post(segment_url(api=api)).mock(return_value=batch_answer())
         outcomes = apply([change()], api_key="key-without-dc", base_url="http://127.0.0.1:9100/mailchimp")
     assert outcomes == [Outcome.done()] and route.call_count == 1
     assert basic_password(route.calls.last.request) == "key-without-dc"
@@ -154,10 +232,17 @@ def not_found() -> httpx.Response:
     )
 
 
+def outsider(mock: respx.MockRouter) -> None:
+    """Ann is not in the audience: the segment call names her, her tags call says 404."""
+    mock_segments(mock)
+    mock.post(segment_url()).mock(return_value=batch_answer([ANN]))
+    mock.post(tags_url()).mock(return_value=not_found())
+    mock.get(f"{API}/lists/{AUD}").mock(return_value=httpx.Response(200, json={"id": AUD}))
+
+
 def test_a_non_member_is_skipped_with_a_masked_reason_and_never_created() -> None:
     with respx.mock(assert_all_called=False) as mock:
-        mock.post(tags_url()).mock(return_value=not_found())
-        mock.get(f"{API}/lists/{AUD}").mock(return_value=httpx.Response(200, json={"id": AUD}))
+        outsider(mock)
         put = mock.put(f"{API}/lists/{AUD}/members/{ANN_HASH}")
         [outcome] = apply([change()])
     assert outcome.kind == "skipped" and put.call_count == 0
@@ -166,8 +251,7 @@ def test_a_non_member_is_skipped_with_a_masked_reason_and_never_created() -> Non
 
 def test_removing_a_tag_from_a_non_member_is_done_even_with_creation_on() -> None:
     with respx.mock(assert_all_called=False) as mock:
-        mock.post(tags_url()).mock(return_value=not_found())
-        mock.get(f"{API}/lists/{AUD}").mock(return_value=httpx.Response(200, json={"id": AUD}))
+        outsider(mock)
         put = mock.put(f"{API}/lists/{AUD}/members/{ANN_HASH}")
         outcomes = apply([change(action="remove")], create_missing_contacts=True, status_if_new="pending")
     assert outcomes == [Outcome.done()] and put.call_count == 0
@@ -175,12 +259,23 @@ def test_removing_a_tag_from_a_non_member_is_done_even_with_creation_on() -> Non
 
 def test_an_unknown_audience_fails_every_change_with_a_readable_reason_after_one_lookup() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        mock.post(url__regex=rf"{API}/lists/{AUD}/members/\w+/tags").mock(return_value=not_found())
-        lookup = mock.get(f"{API}/lists/{AUD}").mock(return_value=not_found())
+        lookup = mock.get(SEGMENTS).mock(return_value=not_found())
         outcomes = apply([change(), change("bob@example.com", action="remove")])
     assert [o.kind for o in outcomes] == ["failed", "failed"]
     assert outcomes[0].reason == f"mc: audience '{AUD}' does not exist in this Mailchimp account (check audience_id)"
     assert lookup.call_count == 1
+
+
+def test_a_deleted_segment_is_retried_and_looked_up_again() -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        lookup = mock_segments(mock)
+        mock.post(segment_url()).mock(side_effect=[not_found(), batch_answer()])
+
+        async def twice(adapter: MailchimpAdapter) -> list[Outcome]:
+            return [*(await adapter.apply([change()])), *(await adapter.apply([change()]))]
+
+        outcomes = run(twice)
+    assert [o.kind for o in outcomes] == ["retry", "done"] and lookup.call_count == 2
 
 
 def test_a_refused_key_fails_with_mailchimps_words_and_no_secret() -> None:
@@ -195,7 +290,7 @@ def test_a_refused_key_fails_with_mailchimps_words_and_no_secret() -> None:
         },
     )
     with respx.mock() as mock:
-        mock.post(tags_url()).mock(return_value=refused)
+        mock.get(SEGMENTS).mock(return_value=refused)
         [outcome] = apply([change()])
     assert outcome.kind == "failed"
     assert outcome.reason and "HTTP 401: API Key Invalid: Your API key may be invalid" in outcome.reason
@@ -210,7 +305,8 @@ def test_a_change_without_email_is_skipped_without_a_call() -> None:
 
 def test_a_failed_earlier_change_holds_back_a_later_one_for_the_same_tag() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(tags_url()).mock(
+        mock_segments(mock)
+        route = mock.post(segment_url()).mock(
             return_value=httpx.Response(400, json={"title": "Invalid Resource", "status": 400, "detail": "nope"})
         )
         outcomes = apply(

@@ -21,11 +21,19 @@ from connector.adapters.mailchimp import MailchimpAdapter
 from connector.testing.fakes.log import RecordedRequest
 from connector.testing.fakes.mailchimp import FakeMailchimp
 
-from tests.adapters.contract import Contract
+from tests.adapters.contract import Contract, resolve
 from tests.adapters.mailchimp.conftest import AUD, KEY, config
 from tests.adapters.mailchimp.conftest import change as mailchimp_change
 
-USED = {"getPing", "getListsId", "putListsIdMembersId", "postListMemberTags"}
+USED = {
+    "getPing",
+    "getListsId",
+    "putListsIdMembersId",
+    "postListMemberTags",
+    "previewASegment",  # the spec's (odd) id for GET /lists/{list_id}/segments
+    "postListsIdSegments",
+    "postListsIdSegmentsId",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,8 @@ def contract() -> Contract:
 
 @pytest.fixture(scope="module")
 def recorded() -> list[RecordedRequest]:
-    """Requests of a realistic run: check, tag, untag, a non-member skipped and one created."""
+    """Requests of a realistic run: check, segment lookup and creation, tag and untag in
+    bulk, a non-member skipped and one created."""
     fake = FakeMailchimp(KEY, audiences={AUD})
     fake.seed_member(AUD, "ann@example.com", tags={"Beta"})
 
@@ -106,3 +115,33 @@ def test_the_fakes_errors_are_problem_detail_documents(contract: Contract) -> No
     for answer in answers:
         assert answer.status_code in (401, 404)
         assert contract.schema_problems(schema, answer.json(), "error") == []
+
+
+def test_the_fakes_segment_answers_match_the_spec(contract: Contract) -> None:
+    """What the adapter reads (ids, names, total_items, errors) is where the spec says."""
+    fake = FakeMailchimp(KEY, audiences={AUD})
+    fake.seed_member(AUD, "ann@example.com", tags={"Old"})
+    segment = fake.seed_segment(AUD, "Old")
+    with fake.serve() as base_url, httpx.Client(base_url=f"{base_url}/3.0", auth=("x", KEY)) as api:
+        listed = api.get(f"/lists/{AUD}/segments", params={"type": "static"}).json()
+        created = api.post(f"/lists/{AUD}/segments", json={"name": "New", "static_segment": []}).json()
+        batch = api.post(
+            f"/lists/{AUD}/segments/{segment}",
+            json={"members_to_add": ["nobody@example.com"], "members_to_remove": ["ann@example.com"]},
+        ).json()
+    batch_name = "Batch_add_remove_List_members_to_from_static_segment"
+    for name, answer in [("Collection_of_Segments", listed), ("List_7", created), (batch_name, batch)]:
+        assert contract.schema_problems(contract.component(name), answer, name) == []
+    spec = contract.documents[0].spec
+
+    def properties(name: str) -> dict[str, Any]:
+        return dict(resolve(spec, contract.component(name))["properties"])
+
+    batch_fields = properties(batch_name)
+    assert {"total_added", "total_removed", "errors", "members_added", "members_removed"} <= set(batch)
+    assert set(batch) <= set(batch_fields)
+    assert set(batch["errors"][0]) == set(resolve(spec, batch_fields["errors"]["items"])["properties"])
+    assert set(listed) <= set(properties("Collection_of_Segments"))
+    assert set(listed["segments"][0]) <= set(properties("List_7"))
+    limits = properties("Members_to_add_remove_to_from_a_static_segment")
+    assert "maximum of 500" in limits["members_to_add"]["description"]

@@ -122,3 +122,41 @@ def test_scripted_trouble_uses_mailchimps_shapes(fake: FakeMailchimp, api: httpx
     with pytest.raises(httpx.RemoteProtocolError):
         api.get("/ping")
     assert [r.cause for r in fake.requests] == ["throttled", "fault", "dropped"]
+
+
+def test_segments_are_the_tags_listed_in_pages_and_created_once(fake: FakeMailchimp, api: httpx.Client) -> None:
+    fake.seed_member(AUD, ANN, tags={"Old"})
+    created = api.post(f"/lists/{AUD}/segments", json={"name": "New", "static_segment": []})
+    assert created.status_code == 200 and created.json()["name"] == "New" and created.json()["type"] == "static"
+    assert_problem(
+        api.post(f"/lists/{AUD}/segments", json={"name": "New", "static_segment": []}), 400, "Invalid Resource"
+    )
+    first = api.get(f"/lists/{AUD}/segments", params={"type": "static", "count": 1}).json()
+    second = api.get(f"/lists/{AUD}/segments", params={"type": "static", "count": 1, "offset": 1}).json()
+    assert first["total_items"] == second["total_items"] == 2
+    assert [s["name"] for s in first["segments"] + second["segments"]] == ["Old", "New"]
+    assert first["segments"][0]["member_count"] == 1
+    assert_problem(api.get("/lists/nope/segments"), 404, "Resource Not Found")
+    assert_problem(api.get(f"/lists/{AUD}/segments", params={"count": 1001}), 400, "Invalid Resource")
+
+
+def test_segment_batch_adds_and_removes_and_names_non_members_in_errors(fake: FakeMailchimp, api: httpx.Client) -> None:
+    fake.seed_member(AUD, ANN, tags={"Old"})
+    fake.seed_member(AUD, "bob@example.com")
+    old = fake.seed_segment(AUD, "Old")
+    answer = api.post(
+        f"/lists/{AUD}/segments/{old}",
+        json={"members_to_add": ["bob@example.com", "nobody@example.com"], "members_to_remove": ["ANN@example.com"]},
+    ).json()
+    assert answer["total_added"] == 1 and answer["total_removed"] == 1 and answer["error_count"] == 1
+    assert [m["email_address"] for m in answer["members_added"]] == ["bob@example.com"]
+    assert answer["errors"] == [
+        {"email_addresses": ["nobody@example.com"], "error": "Email address is not subscribed to the list"}
+    ]
+    assert fake.tags_of(AUD, ANN) == set() and fake.tags_of(AUD, "bob@example.com") == {"Old"}
+    again = api.post(f"/lists/{AUD}/segments/{old}", json={"members_to_add": ["bob@example.com"]}).json()
+    assert again["total_added"] == 0 and again["errors"] == []  # declarative: already in
+    too_many = {"members_to_add": [f"m{i}@example.com" for i in range(501)]}
+    assert_problem(api.post(f"/lists/{AUD}/segments/{old}", json=too_many), 400, "Invalid Resource")
+    assert_problem(api.post(f"/lists/{AUD}/segments/999", json={"members_to_add": []}), 404, "Resource Not Found")
+    assert fake.segment_calls == {old: 2, 999: 1}  # calls that passed validation

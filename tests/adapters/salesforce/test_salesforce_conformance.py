@@ -57,7 +57,7 @@ class _SalesforceConformance(AdapterConformance):
     def test_short_throttle_is_honoured(self, fake: FakeSalesforce) -> None:  # type: ignore[override]
         pytest.skip(
             "Salesforce never answers 429 nor says how long to wait; its short limit (403 "
-            "ConcurrentPerOrgLongTxn) is covered in test_salesforce_limits.py"
+            "ConcurrentPerOrgLongTxn) is covered in test_salesforce_fake.py"
         )
 
 

@@ -11,7 +11,7 @@ from connector.adapters.base import Change, Outcome
 from connector.adapters.salesforce import SalesforceAdapter, SalesforceConfig
 from connector.testing.fakes.salesforce import FakeSalesforce
 
-from tests.adapters.started import apply_batches, check_online
+from tests.adapters.conftest import apply_batches, check_online
 
 CLIENT_ID = "3MVG9fake.client.id"
 SECRET = "fake-client-secret-0123456789"

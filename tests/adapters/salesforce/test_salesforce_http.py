@@ -22,7 +22,7 @@ from connector.adapters.salesforce import SalesforceAdapter, SalesforceConfig
 from connector.adapters.salesforce_soql import soql_in, soql_literal
 from pydantic import ValidationError
 
-from tests.adapters.started import apply_batches
+from tests.adapters.conftest import apply_batches
 
 LOGIN = "https://login.salesforce.com"
 INSTANCE = "https://acme.my.salesforce.com"

@@ -3,44 +3,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Sequence
-from typing import Any
 
 import httpx
 import pytest
 import respx
-from connector.adapters.base import Change, OptionsError, Outcome
-from connector.adapters.customerio import CustomerIoAdapter, CustomerIoConfig
+from connector.adapters.base import OptionsError, Outcome
+from connector.adapters.customerio import CustomerIoAdapter
 from connector.testing.fakes import run_virtual
 from pydantic import ValidationError
 
-SITE, KEY = "site-respx", "cio-track-key-respx-0123"
-US, EU = "https://track.customer.io", "https://track-eu.customer.io"
-AUTH = "Basic " + base64.b64encode(f"{SITE}:{KEY}".encode()).decode()
-
-
-def make(**config: Any) -> CustomerIoAdapter:
-    raw = {"type": "customerio", "site_id": SITE, "api_key": KEY, **config}
-    return CustomerIoAdapter("cio", CustomerIoConfig.model_validate(raw))
-
-
-def apply(changes: Sequence[Change], **config: Any) -> list[Outcome]:
-    async def main() -> list[Outcome]:
-        adapter = make(**config)
-        await adapter.start()
-        try:
-            return await adapter.apply(changes)
-        finally:
-            await adapter.close()
-
-    return run_virtual(main())
-
-
-def change(email: str | None, action: str = "add", external_id: str | None = None, segment: str = "12") -> Change:
-    return Change(key=str(email), action=action, customer_id="c", email=email, group_id="cg",  # type: ignore[arg-type]
-                  group_key="g", event_id="pEv", options={"segment": segment}, external_id=external_id)  # fmt: skip
+from tests.adapters.customerio.conftest import AUTH, EU, KEY, US, apply, change, make
 
 
 @respx.mock

@@ -4,46 +4,16 @@ and its vendor rules (delays, error wording, config and options checks)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
 
 import httpx
 import pytest
 import respx
-from connector.adapters.base import Change, OptionsError, Outcome
-from connector.adapters.klaviyo import KlaviyoAdapter, KlaviyoConfig
+from connector.adapters.base import OptionsError, Outcome
+from connector.adapters.klaviyo import KlaviyoAdapter
 from connector.testing.fakes import run_virtual
 from pydantic import ValidationError
 
-KEY = "pk_respx_0123456789abcdef"
-API = "https://a.klaviyo.com"
-LIST = "Y6nRLr"
-MEMBERS = f"{API}/api/lists/{LIST}/relationships/profiles"
-
-
-def profiles(*pairs: tuple[str, str]) -> dict[str, Any]:
-    return {"data": [{"type": "profile", "id": pid, "attributes": {"email": e}} for e, pid in pairs], "links": {}}
-
-
-def make(**config: Any) -> KlaviyoAdapter:
-    return KlaviyoAdapter("klaviyo", KlaviyoConfig.model_validate({"type": "klaviyo", "api_key": KEY, **config}))
-
-
-def apply(batches: Sequence[Sequence[Change]], **config: Any) -> list[list[Outcome]]:
-    async def main() -> list[list[Outcome]]:
-        adapter = make(**config)
-        await adapter.start()
-        try:
-            return [await adapter.apply(batch) for batch in batches]
-        finally:
-            await adapter.close()
-
-    return run_virtual(main())
-
-
-def change(email: str | None, action: str = "add", list_id: str = LIST) -> Change:
-    return Change(key=str(email), action=action, customer_id="c", email=email, group_id="cg",  # type: ignore[arg-type]
-                  group_key="g", event_id="pEv", options={"list": list_id})  # fmt: skip
+from tests.adapters.klaviyo.conftest import API, KEY, LIST, MEMBERS, apply, change, make, profiles
 
 
 @respx.mock

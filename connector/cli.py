@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("event")
     send.add_argument("--url", help="default: the configured server address")
     _add_plain_commands(sub)
+    _add_sync_commands(sub)
     _add_migrate_store(sub)
     return parser
 
@@ -247,6 +248,34 @@ def _add_plain_commands(sub: Any) -> None:
                 "--url", required=True, help="the service's public webhook URL, e.g. https://host/webhooks/plain"
             )
         p.set_defaults(func=cmd_plain)
+
+
+def _add_sync_commands(sub: Any) -> None:
+    """``backfill`` and ``resync``: the logic is in :mod:`connector.sync`."""
+
+    def cmd_backfill(args: argparse.Namespace) -> int:
+        from connector.sync.commands import run_backfill
+
+        return run_backfill(_load(args), args.group, args.dry_run, args.json)
+
+    def cmd_resync(args: argparse.Namespace) -> int:
+        from connector.sync.resync_command import run_resync
+
+        return run_resync(_load(args), args)
+
+    common = {"--dry-run": "print what would change; write nothing", "--json": "with --dry-run: JSON lines"}
+    bf = sub.add_parser("backfill", help="read mapped groups' members from Plain's API into desired state")
+    bf.add_argument("--group", action="append", help="group key or id to read (repeatable; default: every mapped)")
+    rs = sub.add_parser("resync", help="bring targets to the known desired state (after a mapping edit)")
+    rs.add_argument("--target", help="only this target")
+    rs.add_argument("--group", help="only this group (key or id)")
+    rs.add_argument("--prune", action="store_true", help="also remove what no mapping names any more")
+    rs.add_argument("--verify", action="store_true", help="read what each CRM holds and correct drift")
+    for parser, func in ((bf, cmd_backfill), (rs, cmd_resync)):
+        parser.add_argument("--config", required=True, help="path to the config YAML")
+        for flag, text in common.items():
+            parser.add_argument(flag, action="store_true", help=text)
+        parser.set_defaults(func=func)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connector import yamlfile
 from connector.adapters import (
@@ -52,6 +52,36 @@ class DeliverySection(_Section):
     poll_interval_seconds: float = Field(0.5, gt=0)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: Any) -> float:
+    """``90s``, ``30m``, ``24h``, ``1d`` or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().lower()
+    try:
+        return float(text[:-1]) * _UNITS[text[-1]] if text and text[-1] in _UNITS else float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration such as 90s, 30m, 24h or 1d") from None
+
+
+class ReconcileSection(_Section):
+    """``reconcile: {every: 24h}``: serve re-reads the mapped groups from Plain's API (off unless set)."""
+
+    every: float | None = None
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        seconds = duration_seconds(value)
+        if seconds <= 0:
+            raise ValueError("must be a positive duration such as 90s, 30m or 24h")
+        return seconds
+
+
 class LoggingSection(_Section):
     json_format: bool = Field(False, alias="json")
     level: str = "INFO"
@@ -65,6 +95,7 @@ class _ConfigModel(_Section):
     targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     delivery: DeliverySection = DeliverySection()
     logging: LoggingSection = LoggingSection()
+    reconcile: ReconcileSection = ReconcileSection()
 
 
 class Target:
@@ -92,6 +123,7 @@ class Config:
         self.targets = targets
         self.delivery = model.delivery
         self.logging = model.logging
+        self.reconcile = model.reconcile
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, so logs and errors can scrub them."""

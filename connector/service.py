@@ -150,11 +150,18 @@ class Service:
         self._install_signals(server)
         delivery = [asyncio.create_task(r.run(self.stopping), name=f"deliver:{n}") for n, r in self.runners.items()]
         watcher = asyncio.create_task(self._watch_mappings(), name="mappings")
+        background = [*delivery, watcher]
+        if self.config.reconcile.every:
+            from connector.sync.schedule import Host, reconcile_forever
+
+            host = Host(self.config, self.store, lambda: self.mappings.current, self.stopping,
+                        lambda: self.wake(self.adapters))  # fmt: skip
+            background.append(asyncio.create_task(reconcile_forever(host), name="reconcile"))
         try:
             await server.serve()
         finally:
             self.stopping.set()
-            await self._drain([*delivery, watcher])
+            await self._drain(background)
             for adapter in self.adapters.values():
                 with contextlib.suppress(Exception):
                     await adapter.close()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from connector.redact import mask_email
-from connector.store.base import DeadLetter, StatusReport
+from connector.store.base import DeadLetter, RunInfo, StatusReport
 
 
 def _when(epoch: float | None) -> str:
@@ -37,11 +37,29 @@ def render_status(report: StatusReport) -> str:
         )
         if t.last_error:
             lines.append(f"  last error: {t.last_error}")
+    for kind, run in sorted(report.runs.items()):
+        lines += ["", *_run_lines(kind, run)]
     if report.unprocessable:
         lines += ["", f"unprocessable events (newest {len(report.unprocessable)}):"]
         for u in report.unprocessable:
             lines.append(f"  {u['event_id']} {u['event_type'] or '?'} at {_when(u['received_at'])}: {u['reason']}")
     return "\n".join(lines)
+
+
+def _run_lines(kind: str, run: RunInfo) -> list[str]:
+    state = {"running": "running (or interrupted: the next run resumes it)", "done": "done",
+             "failed": "failed (the next run resumes it)", "abandoned": "abandoned"}[run.status]  # fmt: skip
+    ended = f", finished {_when(run.finished_at)}" if run.finished_at else ""
+    lines = [
+        f"{kind}: last run #{run.id} {state}, started {_when(run.started_at)}{ended}",
+        f"  {run.groups} group(s), {run.pages} page(s), {run.customers} customer(s), {run.changes} change(s),"
+        f" {run.work} operation(s) queued",
+    ]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    if run.next_at:
+        lines.append(f"  next run {_when(run.next_at)} (while serve runs)")
+    return lines
 
 
 def render_dead_letters(letters: Sequence[DeadLetter]) -> str:

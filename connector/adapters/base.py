@@ -10,7 +10,7 @@ registers under the ``plain_crm_sync.adapters`` entry point group.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,3 +97,20 @@ class Adapter(abc.ABC):
         Should not raise for CRM errors (return outcomes instead); an exception is
         treated as a transient failure of the whole batch.
         """
+
+    async def members(self, options: Mapping[str, Any]) -> AsyncIterator[str]:
+        """Optional hook for ``resync --verify``: every email the CRM holds at one destination now.
+
+        ``options`` are a mapping's validated options (a list, a tag). Yield each member's
+        email (any case; compared lower-cased), reading the CRM only. Raise
+        :class:`~connector.adapters.errors.CrmError` if it cannot be read. An adapter that
+        does not override this is skipped by ``--verify`` with a note (see
+        :func:`lists_members`).
+        """
+        raise NotImplementedError(f"{self.type_name} cannot list a destination's members")
+        yield ""  # pragma: no cover  (makes this an async generator, as overrides are)
+
+
+def lists_members(adapter: Adapter) -> bool:
+    """Whether ``adapter`` implements the :meth:`Adapter.members` hook."""
+    return type(adapter).members is not Adapter.members

@@ -9,7 +9,7 @@ one ``batch/upsert`` per 100 contacts to create (opt-in), and per list one idemp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -46,6 +46,8 @@ BATCH_INPUTS = 100
 #: record ids per membership call. HubSpot documents no limit for the v3 calls (only
 #: that a list may hold 100,000 members for some of them); a batch never holds more.
 MEMBERSHIP_IDS = 2500
+#: the most record ids HubSpot lists in one page of a list's memberships
+MEMBERSHIPS_PAGE = 250
 #: email -> record id entries kept; HubSpot ids never change for a live contact
 ID_CACHE_SIZE = 50_000
 
@@ -333,6 +335,26 @@ class HubSpotAdapter(HttpAdapter):
             return (f"the private app lacks scope {' or '.join(scopes)}; add it in HubSpot "
                     f"(Settings > Integrations > Private apps) and use the new token: {said}")  # fmt: skip
         return f"the private app may not do this (scopes or permissions): {said}"
+
+    # -- resync --verify -----------------------------------------------------------------
+
+    async def members(self, options: Mapping[str, Any]) -> AsyncIterator[str]:
+        """The emails of a list's members: ``GET .../memberships`` pages, then contacts by record id."""
+        list_id = await self._list_id(_list_ref(options))
+        path, after = f"{LISTS}/{quote(list_id, safe='')}/memberships", None
+        while True:
+            params: dict[str, Any] = {"limit": MEMBERSHIPS_PAGE, **({"after": after} if after else {})}
+            page = _json(await self._call("GET", path, params=params))
+            ids = [str(r["recordId"]) for r in page.get("results") or () if isinstance(r, dict) and "recordId" in r]
+            for chunk in _chunks(ids, BATCH_INPUTS):
+                body = {"inputs": [{"id": i} for i in chunk], "properties": ["email"], "propertiesWithHistory": []}
+                for item in _json(await self._call("POST", BATCH_READ, json=body)).get("results") or ():
+                    email = (item.get("properties") or {}).get("email") if isinstance(item, dict) else None
+                    if isinstance(email, str) and email:
+                        yield email
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
 
 
 # -- small pure helpers --------------------------------------------------------------

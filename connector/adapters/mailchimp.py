@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -351,6 +351,27 @@ class MailchimpAdapter(HttpAdapter):
         if again.status_code == 404:
             return Outcome.retry("member was just added but Mailchimp does not show it yet")
         return Outcome.done()
+
+    # -- resync --verify -------------------------------------------------------------------
+
+    async def members(self, options: Mapping[str, Any]) -> AsyncIterator[str]:
+        """Emails of the audience's members with the tag: a tag is a static segment of that name."""
+        lists = f"/3.0/lists/{self._audience}/segments"
+        answer = json_object(await self.request("GET", lists, params={"type": "static", "count": 1000})) or {}
+        segment = next(
+            (s for s in answer.get("segments") or () if isinstance(s, dict) and s.get("name") == options["tag"]), None
+        )
+        offset = 0
+        while segment is not None:
+            params = {"count": 1000, "offset": offset, "fields": "members.email_address,total_items"}
+            page = json_object(await self.request("GET", f"{lists}/{segment['id']}/members", params=params)) or {}
+            found = [m for m in page.get("members") or () if isinstance(m, dict)]
+            for member in found:
+                if isinstance(member.get("email_address"), str):
+                    yield member["email_address"]
+            offset += len(found)
+            if not found or offset >= int(page.get("total_items") or 0):
+                return
 
 
 def _email(change: Change) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connector.adapters.base import Change
-from connector.plain.changes import ParsedEvent
+from connector.plain.changes import CustomerInfo, GroupInfo, ParsedEvent
 
 
 class StoreUnavailable(RuntimeError):
@@ -137,6 +137,95 @@ class TargetStatus:
     last_error: str | None = None
 
 
+SyncKind = Literal["backfill", "reconcile"]
+RunStatus = Literal["running", "done", "failed", "abandoned"]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A CRM operation backfill, resync or verify queued (or, in a dry run, would queue)."""
+
+    target: str
+    dest: str
+    customer_id: str
+    group_id: str
+    action: Literal["add", "remove"]
+    email: str | None = None
+    group_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipMove:
+    """A change of desired state that a read of Plain found (joined, or left)."""
+
+    customer_id: str
+    group_id: str
+    joined: bool
+    email: str | None = None
+    group_key: str | None = None
+
+
+@dataclass(slots=True)
+class Merged:
+    """What merging part of a read into the store changed, and the work that follows."""
+
+    changes: list[MembershipMove] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
+
+    def extend(self, other: Merged) -> None:
+        self.changes.extend(other.changes)
+        self.operations.extend(other.operations)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRead:
+    """The counts of one group's complete read, kept in the run record."""
+
+    group_id: str
+    group_key: str | None
+    pages: int
+    customers: int
+    changes: int
+    work: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A backfill or reconcile run, new or resumed; ``finished`` are group ids not to read again."""
+
+    id: int
+    resumed: bool
+    finished: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """The newest backfill or reconcile run, as ``status`` shows it (epoch seconds)."""
+
+    id: int
+    kind: SyncKind
+    status: RunStatus
+    started_at: float
+    finished_at: float | None = None
+    groups: int = 0
+    pages: int = 0
+    customers: int = 0
+    changes: int = 0
+    work: int = 0
+    error: str | None = None
+    #: reconcile: when the running ``serve`` starts the next one
+    next_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What ``resync --verify`` found at one destination."""
+
+    operations: list[Operation]
+    #: emails the CRM holds there that belong to no customer the store knows (left alone)
+    unknown: int = 0
+
+
 @dataclass
 class StatusReport:
     """Everything ``status`` shows; plain data so it renders as text or JSON."""
@@ -144,6 +233,8 @@ class StatusReport:
     inbox: dict[str, int] = field(default_factory=dict)
     targets: dict[str, TargetStatus] = field(default_factory=dict)
     unprocessable: list[dict[str, Any]] = field(default_factory=list)
+    #: the newest backfill and the newest reconcile run
+    runs: dict[str, RunInfo] = field(default_factory=dict)
 
 
 class Store(abc.ABC):
@@ -235,3 +326,54 @@ class Store(abc.ABC):
         vendor's limit (see :mod:`connector.store.postgres.ratelimit`); a store one
         process serves leaves the in-process limiter as it is.
         """
+
+    # -- desired state from Plain's API (backfill, reconcile, resync, verify) --------------
+    # A dry run (``write=False``) decides exactly as a real one and writes nothing.
+
+    @abc.abstractmethod
+    async def start_run(self, kind: SyncKind, selection: Sequence[str] | None) -> RunStart:
+        """Resume the unfinished run of ``kind`` over the same selection, or start a new one."""
+
+    @abc.abstractmethod
+    async def merge_members(
+        self, group: GroupInfo, members: Sequence[CustomerInfo], stamp: tuple[str, str], routes: Sequence[Route],
+        *, write: bool = True,
+    ) -> Merged:  # fmt: skip
+        """One page of a group's read: each customer is a member as of ``stamp`` unless the store knows newer."""
+
+    @abc.abstractmethod
+    async def finish_group(
+        self, run_id: int | None, group: GroupInfo, listed: Collection[str], stamp: tuple[str, str],
+        routes: Sequence[Route], read: GroupRead, *, write: bool = True,
+    ) -> Merged:  # fmt: skip
+        """A complete read: members older than ``stamp`` not ``listed`` leave; the group is recorded as done."""
+
+    @abc.abstractmethod
+    async def finish_run(
+        self, run_id: int, status: RunStatus, error: str | None = None, next_at: float | None = None
+    ) -> RunInfo: ...
+
+    @abc.abstractmethod
+    async def known_groups(self) -> list[GroupInfo]:
+        """Every group the store holds desired state for."""
+
+    @abc.abstractmethod
+    async def resync_group(self, group: GroupInfo, routes: Sequence[Route], *, write: bool = True) -> list[Operation]:
+        """Queue work wherever a destination's applied state differs from the group's desired state."""
+
+    @abc.abstractmethod
+    async def prune(
+        self, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str],
+        groups: Collection[str] | None = None, *, write: bool = True,
+    ) -> list[Operation]:  # fmt: skip
+        """Remove what this service applied at destinations no mapping names for that group any more.
+
+        ``mapped`` is (target, dest) -> group ids mapped there now; a customer still a member
+        of one of those stays. Only at ``targets``, and only for ``groups`` (ids) if given.
+        """
+
+    @abc.abstractmethod
+    async def verify(
+        self, target: str, dest: str, groups: Collection[str], crm_emails: Collection[str], *, write: bool = True
+    ) -> VerifyResult:
+        """Correct applied state from what the CRM holds at a destination, and queue the difference."""

@@ -34,6 +34,9 @@ The rules:
    or skip is recorded as applied state whoever holds the lease, since it is a fact.
 5. **Dead-letter replay** re-queues against desired state as it is now.
 
+Rules 6-10, for desired state read from Plain's API (backfill, reconcile, resync, verify),
+are in :mod:`connector.store.core_sync`.
+
 Concurrency: each ``Store`` call is one transaction. The functions here read, decide and
 write the state of one (customer, group) after :meth:`Tx.lock_pair`; a backend whose
 transactions run concurrently (PostgreSQL replicas) makes that a lock held to commit
@@ -49,7 +52,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo, MembershipChange, ParsedEvent
-from connector.store.base import AcceptResult, Finished, Route, StatusReport, TargetStatus
+from connector.store.base import AcceptResult, Finished, Route, RunInfo, StatusReport, TargetStatus
 
 #: (event time, event id): the order of facts
 Stamp = tuple[str, str]
@@ -149,6 +152,8 @@ class Tx(Protocol):
         """Per target and non-``assumed`` note: count and newest applied_at."""
 
     def recent_unprocessable(self, limit: int) -> list[dict[str, object]]: ...
+    def latest_runs(self) -> list[RunInfo]:
+        """The newest backfill / reconcile run of each kind (see :mod:`connector.store.core_sync`)."""
 
 
 def move_membership(current: Membership | None, added: bool, stamp: Stamp) -> tuple[Membership | None, bool]:
@@ -320,4 +325,5 @@ def read_status(tx: Tx, now: float) -> StatusReport:
         if last and (entry.last_applied_at is None or last > entry.last_applied_at):
             entry.last_applied_at = last
     report.unprocessable = tx.recent_unprocessable(20)
+    report.runs = {run.kind: run for run in tx.latest_runs()}
     return report

@@ -101,4 +101,27 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason      TEXT NOT NULL,
     failed_at   REAL NOT NULL
 );
+
+-- Backfill / reconcile runs from Plain's API: a run resumes where it stopped, group by group.
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,          -- backfill | reconcile
+    selection   TEXT NOT NULL,          -- JSON: the groups asked for, or null for every mapped group
+    status      TEXT NOT NULL,          -- running | done | failed | abandoned
+    started_at  REAL NOT NULL,
+    finished_at REAL,
+    error       TEXT,
+    next_at     REAL                    -- reconcile: when serve runs the next one
+);
+CREATE TABLE IF NOT EXISTS sync_run_groups (
+    run_id      INTEGER NOT NULL,
+    group_id    TEXT NOT NULL,
+    group_key   TEXT,
+    pages       INTEGER NOT NULL,
+    customers   INTEGER NOT NULL,
+    changes     INTEGER NOT NULL,
+    work        INTEGER NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (run_id, group_id)
+);
 """

@@ -5,20 +5,28 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
-from connector.plain.changes import ParsedEvent
-from connector.store import core
+from connector.plain.changes import CustomerInfo, GroupInfo, ParsedEvent
+from connector.store import core, core_sync
 from connector.store.base import (
     AcceptResult,
     DeadLetter,
     Finished,
+    GroupRead,
+    Merged,
+    Operation,
     Route,
+    RunInfo,
+    RunStart,
+    RunStatus,
     StatusReport,
     Store,
     StoreUnavailable,
+    SyncKind,
+    VerifyResult,
     WorkItem,
 )
 from connector.store.sql import SqlTx
@@ -142,6 +150,47 @@ class SQLiteStore(Store):
 
     async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
         return await self._tx(lambda tx: core.replay_dead_letters(tx, ids, target, time.time()))
+
+    # -- desired state from Plain's API: the rules are core_sync's -------------------------
+
+    async def start_run(self, kind: SyncKind, selection: Sequence[str] | None) -> RunStart:
+        return await self._tx(lambda tx: core_sync.start_run(tx, kind, selection, time.time()))
+
+    async def merge_members(
+        self, group: GroupInfo, members: Sequence[CustomerInfo], stamp: tuple[str, str], routes: Sequence[Route],
+        *, write: bool = True,
+    ) -> Merged:  # fmt: skip
+        return await self._tx(lambda tx: core_sync.merge_members(tx, group, members, stamp, routes, time.time(), write))
+
+    async def finish_group(
+        self, run_id: int | None, group: GroupInfo, listed: Collection[str], stamp: tuple[str, str],
+        routes: Sequence[Route], read: GroupRead, *, write: bool = True,
+    ) -> Merged:  # fmt: skip
+        return await self._tx(
+            lambda tx: core_sync.finish_group(tx, run_id, group, listed, stamp, routes, read, time.time(), write)
+        )
+
+    async def finish_run(
+        self, run_id: int, status: RunStatus, error: str | None = None, next_at: float | None = None
+    ) -> RunInfo:
+        return await self._tx(lambda tx: core_sync.finish_run(tx, run_id, status, error, next_at, time.time()))
+
+    async def known_groups(self) -> list[GroupInfo]:
+        return await self._tx(lambda tx: tx.known_groups())
+
+    async def resync_group(self, group: GroupInfo, routes: Sequence[Route], *, write: bool = True) -> list[Operation]:
+        return await self._tx(lambda tx: core_sync.resync_group(tx, group, routes, time.time(), write))
+
+    async def prune(
+        self, mapped: Mapping[tuple[str, str], Collection[str]], targets: Collection[str],
+        groups: Collection[str] | None = None, *, write: bool = True,
+    ) -> list[Operation]:  # fmt: skip
+        return await self._tx(lambda tx: core_sync.prune(tx, mapped, targets, groups, time.time(), write))
+
+    async def verify(
+        self, target: str, dest: str, groups: Collection[str], crm_emails: Collection[str], *, write: bool = True
+    ) -> VerifyResult:
+        return await self._tx(lambda tx: core_sync.verify(tx, target, dest, groups, crm_emails, time.time(), write))
 
 
 def _recorded_version(conn: sqlite3.Connection) -> int:

@@ -132,6 +132,8 @@ class FakeHubSpot(FakeServer):
                   self._guard(_LISTS_READ, self.list_by_name), methods=["GET"]),
             Route(f"{base}/lists/{{listId}}/memberships/{{verb}}",
                   self._guard(_LISTS_WRITE, self.update_memberships), methods=["PUT"]),
+            Route(f"{base}/lists/{{listId}}/memberships", self._guard(_LISTS_READ, self.list_memberships),
+                  methods=["GET"]),
             Route(f"{base}/lists/{{listId}}", self._guard(_LISTS_READ, self.get_list), methods=["GET"]),
         ]  # fmt: skip
 
@@ -309,3 +311,17 @@ class FakeHubSpot(FakeServer):
         return JSONResponse({"recordsIdsAdded": changed if verb == "add" else [],
                              "recordIdsRemoved": changed if verb == "remove" else [],
                              "recordIdsMissing": [i for i in unique if i not in existing]})  # fmt: skip
+
+    async def list_memberships(self, request: Request) -> Response:
+        """Members ordered by record id, ``limit`` (at most 250) a page, ``after`` the last id seen."""
+        definition = self.lists.get(request.path_params["listId"])
+        if definition is None:
+            return self.error_response(404, f"List does not exist with id {request.path_params['listId']}")
+        limit = min(int(request.query_params.get("limit", "100")), 250)
+        after = int(request.query_params.get("after", "0"))
+        ids = sorted(int(i) for i in definition["members"] if int(i) > after)
+        body: dict[str, Any] = {"results": [{"recordId": str(i), "membershipTimestamp": _now()} for i in ids[:limit]],
+                                "total": len(definition["members"])}  # fmt: skip
+        if len(ids) > limit:
+            body["paging"] = {"next": {"after": str(ids[limit - 1])}}
+        return JSONResponse(body)

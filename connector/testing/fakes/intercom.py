@@ -196,6 +196,7 @@ class FakeIntercom(FakeServer):
         return [
             Route("/me", self.me, methods=["GET"]),
             Route("/tags", self.create_tag, methods=["POST"]),
+            Route("/tags", self.list_tags, methods=["GET"]),
             Route("/contacts", self.create_contact, methods=["POST"]),
             Route("/contacts/search", self.search, methods=["POST"]),
             Route("/contacts/{contact_id}/tags", self.attach, methods=["POST"]),
@@ -256,6 +257,8 @@ class FakeIntercom(FakeServer):
     async def search(self, request: Request) -> Response:
         body = await self.json_body(request)
         query = body.get("query") if isinstance(body, dict) else None
+        if isinstance(query, dict) and query.get("field") == "tag_id" and query.get("operator") == "=":
+            return self._tagged(str(query.get("value")), body.get("pagination") or {})
         paging = (body.get("pagination") or {}) if isinstance(body, dict) else {}
         try:
             emails = _emails_in(query, depth=0)
@@ -349,6 +352,23 @@ class FakeIntercom(FakeServer):
             "applied_at": int(time.time()),
             "applied_by": {"type": "admin", "id": "991267459"},
         }
+
+    async def list_tags(self, request: Request) -> Response:
+        data = [{"type": "tag", "id": i, "name": n} for i, n in sorted(self.tags.items())]
+        return JSONResponse({"type": "list", "data": data})
+
+    def _tagged(self, tag_id: str, pagination: dict[str, Any]) -> Response:
+        """Search by ``tag_id``: contacts in id order, ``per_page`` a page, cursor = last id seen."""
+        per_page, after = int(pagination.get("per_page", 50)), pagination.get("starting_after")
+        found = sorted(
+            (c for c in self.contacts.values() if tag_id in c.tag_ids and not c.archived), key=lambda c: c.id
+        )
+        rest = [c for c in found if after is None or c.id > after]
+        data = [c.as_json(self.workspace_id) for c in rest[:per_page]]
+        pages: dict[str, Any] = {"type": "pages", "per_page": per_page}
+        if len(rest) > per_page:
+            pages["next"] = {"per_page": per_page, "starting_after": rest[per_page - 1].id}
+        return JSONResponse({"type": "list", "data": data, "total_count": len(found), "pages": pages})
 
 
 class _BadQuery(ValueError):

@@ -9,6 +9,8 @@ Answers the way the real API is documented to (specs/mailchimp, mailchimp.com/de
 - ``POST /3.0/lists/{list_id}/members/{hash}/tags`` → 204; 404 for a non-member;
 - ``GET /3.0/lists/{list_id}/segments`` (``type``, ``count`` ≤ 1000, ``offset``) → a page of
   segments with ``total_items``; a tag is a static segment, so every tag is listed;
+- ``GET /3.0/lists/{list_id}/segments/{id}/members`` (``count`` ≤ 1000, ``offset``) → a page
+  of the members with that tag, with ``total_items``;
 - ``POST /3.0/lists/{list_id}/segments`` ``{name, static_segment}`` → the new segment
   (400 if the name is taken);
 - ``POST /3.0/lists/{list_id}/segments/{id}`` ``{members_to_add, members_to_remove}``
@@ -32,7 +34,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,6 +198,7 @@ class FakeMailchimp(FakeServer):
             Route("/3.0/lists/{list_id}/members/{hash}/tags", self._tags, methods=["POST"]),
             Route("/3.0/lists/{list_id}/segments", self._segments, methods=["GET", "POST"]),
             Route("/3.0/lists/{list_id}/segments/{segment_id:int}", self._segment_batch, methods=["POST"]),
+            Route("/3.0/lists/{list_id}/segments/{segment_id:int}/members", self._segment_members, methods=["GET"]),
             Route("/{rest:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
 
@@ -282,12 +285,10 @@ class FakeMailchimp(FakeServer):
         if request.method == "POST":
             return await self._create_segment(request, list_id)
         query = request.query_params
-        try:
-            count, offset = int(query.get("count", "10")), int(query.get("offset", "0"))
-        except ValueError:
-            return self.error_response(400, "count and offset must be integers.")
-        if not 0 < count <= 1000 or offset < 0:
-            return self.error_response(400, "count must be between 1 and 1000.")
+        paging = _paging(query)
+        if isinstance(paging, str):
+            return self.error_response(400, paging)
+        count, offset = paging
         with self._state:
             if list_id not in self.audiences:
                 return self._not_found()
@@ -368,6 +369,21 @@ class FakeMailchimp(FakeServer):
             "error_count": sum(len(found) for found in errors.values()),
         }
 
+    async def _segment_members(self, request: Request) -> Response:
+        """A page of a static segment's members: the list's members with that tag, by email."""
+        list_id, segment = request.path_params["list_id"], request.path_params["segment_id"]
+        paging = _paging(request.query_params)
+        if isinstance(paging, str):
+            return self.error_response(400, paging)
+        count, offset = paging
+        with self._state:
+            name = self.segments.get(list_id, {}).get(segment) if list_id in self.audiences else None
+            if name is None:
+                return self._not_found()
+            tagged = sorted((m for m in self.audiences[list_id].values() if name in m.tags), key=lambda m: m.email)
+            page = [m.as_json(list_id) for m in tagged[offset : offset + count]]
+        return JSONResponse({"members": page, "total_items": len(tagged)})
+
     async def _unknown(self, request: Request) -> Response:
         return self._not_found()
 
@@ -396,3 +412,14 @@ def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[s
     if email in reject:
         return f"{email} looks fake or invalid, please enter a real email address."
     return None
+
+
+def _paging(query: Mapping[str, str]) -> tuple[int, int] | str:
+    """``(count, offset)`` of a list call, or the 400 detail Mailchimp gives for bad ones."""
+    try:
+        count, offset = int(query.get("count", "10")), int(query.get("offset", "0"))
+    except ValueError:
+        return "count and offset must be integers."
+    if not 0 < count <= 1000 or offset < 0:
+        return "count must be between 1 and 1000."
+    return count, offset

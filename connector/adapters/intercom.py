@@ -55,6 +55,7 @@ from connector.adapters.intercom_shapes import (
     rounds_by_person,
     tag_name_problems,
     tag_packs,
+    tagged_emails,
 )
 from connector.adapters.ledger import Ledger
 from connector.adapters.lru import LruCache
@@ -393,24 +394,7 @@ class IntercomAdapter(HttpAdapter):
         request = response.request
         return self.crm_error(request.method, request.url.path, response.status_code, message, transient=True)
 
-    # -- resync --verify -------------------------------------------------------------------
-
     async def members(self, options: Mapping[str, Any]) -> AsyncIterator[str]:
         """Emails of the contacts with the tag (``GET /tags``: never creates it), by search pages."""
-        listed = await self._json_call("GET", "/tags")
-        name = str(options["tag"]).casefold()
-        tag = next(
-            (t for t in listed.get("data") or () if isinstance(t, dict) and str(t.get("name", "")).casefold() == name),
-            None,
-        )
-        query: dict[str, Any] = {"query": {"field": "tag_id", "operator": "=", "value": str((tag or {}).get("id"))},
-                                 "pagination": {"per_page": 150}}  # fmt: skip
-        while tag is not None:
-            page = await self._json_call("POST", "/contacts/search", json=query)
-            for contact in page.get("data") or ():
-                if isinstance(contact, dict) and isinstance(contact.get("email"), str):
-                    yield contact["email"]
-            after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
-            if not after:
-                return
-            query["pagination"] = {"per_page": 150, "starting_after": after}
+        async for email in tagged_emails(self._json_call, str(options["tag"])):
+            yield email

@@ -6,7 +6,7 @@ group, and at most 2 levels of nesting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "rounds_by_person",
     "tag_name_problems",
     "tag_packs",
+    "tagged_emails",
 ]
 
 #: documented: "a limit of max 15 filters for each AND or OR group"
@@ -155,3 +156,24 @@ def tag_packs(
         packs[-1].append(i)
         size += count
     return [pack for pack in packs if pack]
+
+
+async def tagged_emails(call: Callable[..., Awaitable[dict[str, Any]]], tag_name: str) -> AsyncIterator[str]:
+    """Emails of the contacts carrying ``tag_name`` (found with ``GET /tags``), by search pages."""
+    listed = await call("GET", "/tags")
+    name = tag_name.casefold()
+    tag = next(
+        (t for t in listed.get("data") or () if isinstance(t, dict) and str(t.get("name", "")).casefold() == name),
+        None,
+    )
+    query: dict[str, Any] = {"query": {"field": "tag_id", "operator": "=", "value": str((tag or {}).get("id"))},
+                             "pagination": {"per_page": 150}}  # fmt: skip
+    while tag is not None:
+        page = await call("POST", "/contacts/search", json=query)
+        for contact in page.get("data") or ():
+            if isinstance(contact, dict) and isinstance(contact.get("email"), str):
+                yield contact["email"]
+        after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+        if not after:
+            return
+        query["pagination"] = {"per_page": 150, "starting_after": after}

@@ -35,6 +35,24 @@ from connector.adapters.errors import CrmError
 from connector.adapters.http import HttpAdapter, json_object
 from connector.adapters.http_config import HttpTargetConfig, secret_check
 from connector.adapters.ledger import Ledger
+from connector.adapters.mailchimp_batches import (
+    chunks as _chunks,
+)
+from connector.adapters.mailchimp_batches import (
+    email as _email,
+)
+from connector.adapters.mailchimp_batches import (
+    error_emails as _error_emails,
+)
+from connector.adapters.mailchimp_batches import (
+    kind as _kind,
+)
+from connector.adapters.mailchimp_batches import (
+    rounds as _rounds,
+)
+from connector.adapters.mailchimp_batches import (
+    tag_key as _tag_key,
+)
 from connector.adapters.options import tag_option
 from connector.adapters.ratelimit import RateLimit
 from connector.redact import mask_email
@@ -372,48 +390,3 @@ class MailchimpAdapter(HttpAdapter):
             offset += len(found)
             if not found or offset >= int(page.get("total_items") or 0):
                 return
-
-
-def _email(change: Change) -> str:
-    # Mailchimp matches addresses case-insensitively and answers in its own spelling.
-    return str(change.email).strip().lower()
-
-
-def _tag_key(change: Change) -> str:
-    return str(change.options["tag"]).casefold()
-
-
-def _rounds(changes: Sequence[Change], indices: list[int]) -> list[list[int]]:
-    """One tag's changes split so each member is in a call once, in event order.
-
-    A member's first change (by event time) goes in round 0, its second in round 1...:
-    one call cannot say "add, then remove" for one address, and two groups can map to
-    the same tag.
-    """
-    rounds: list[list[int]] = []
-    seen: dict[str, int] = {}
-    for index in sorted(indices, key=lambda i: changes[i].event_time or ""):
-        member = _email(changes[index])
-        turn = seen[member] = seen.get(member, -1) + 1
-        if turn == len(rounds):
-            rounds.append([])
-        rounds[turn].append(index)
-    return rounds
-
-
-def _chunks(items: list[int], size: int) -> list[list[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _kind(batch: Ledger, index: int) -> str | None:
-    outcome = batch.outcome(index)
-    return outcome.kind if outcome else None
-
-
-def _error_emails(body: dict[str, Any] | None) -> set[str]:
-    """The addresses a segment call's ``errors`` name, normalised."""
-    named: set[str] = set()
-    for error in (body or {}).get("errors") or ():
-        if isinstance(error, dict):
-            named.update(str(e).strip().lower() for e in error.get("email_addresses") or ())
-    return named

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from connector.testing.fakes.mailchimp_checks import (
+    is_email_list as _is_email_list,
+)
+from connector.testing.fakes.mailchimp_checks import (
+    is_tag as _is_tag,
+)
+from connector.testing.fakes.mailchimp_checks import (
+    new_member_problem as _new_member_problem,
+)
+from connector.testing.fakes.mailchimp_checks import (
+    paging as _paging,
+)
+from connector.testing.fakes.mailchimp_checks import (
+    subscriber_hash as _hash,
+)
 from connector.testing.fakes.server import FakeServer, Receive, Scope, Send
 
 __all__ = ["FakeMailchimp", "FakeMember"]
@@ -58,11 +72,6 @@ _TITLES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-_STATUSES = {"subscribed", "unsubscribed", "cleaned", "pending", "transactional"}
-
-
-def _hash(email: str) -> str:
-    return hashlib.md5(email.strip().lower().encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass
@@ -386,40 +395,3 @@ class FakeMailchimp(FakeServer):
 
     async def _unknown(self, request: Request) -> Response:
         return self._not_found()
-
-
-def _is_tag(tag: Any) -> bool:
-    return (
-        isinstance(tag, dict)
-        and isinstance(tag.get("name"), str)
-        and bool(tag["name"])
-        and tag.get("status") in ("active", "inactive")
-    )
-
-
-def _is_email_list(emails: Any) -> bool:
-    return isinstance(emails, list) and len(emails) <= 500 and all(isinstance(e, str) for e in emails)
-
-
-def _new_member_problem(email: Any, status: Any, member_hash: str, reject: set[str]) -> str | None:
-    """Why Mailchimp would refuse to create this member; None if it would not."""
-    if not isinstance(email, str) or "@" not in email:
-        return "The resource submitted could not be validated. email_address: required for a new member."
-    if status not in _STATUSES:
-        return "The resource submitted could not be validated. status_if_new: required for a new member."
-    if _hash(email) != member_hash:
-        return f'The email address "{email}" does not match the subscriber hash.'
-    if email in reject:
-        return f"{email} looks fake or invalid, please enter a real email address."
-    return None
-
-
-def _paging(query: Mapping[str, str]) -> tuple[int, int] | str:
-    """``(count, offset)`` of a list call, or the 400 detail Mailchimp gives for bad ones."""
-    try:
-        count, offset = int(query.get("count", "10")), int(query.get("offset", "0"))
-    except ValueError:
-        return "count and offset must be integers."
-    if not 0 < count <= 1000 or offset < 0:
-        return "count must be between 1 and 1000."
-    return count, offset

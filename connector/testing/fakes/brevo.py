@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.limits import WindowLimit
-from connector.testing.fakes.server import FakeServer, Message, Receive, Scope, Send
+from connector.testing.fakes.server import FakeServer
 
 __all__ = ["FakeBrevo"]
 
@@ -95,30 +95,15 @@ class FakeBrevo(FakeServer):
                                  "x-sib-ratelimit-reset": str(math.ceil(retry_after))})  # fmt: skip
         return response
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            send = self._with_limit_headers(send)
-        await super().__call__(scope, receive, send)
-
-    def _with_limit_headers(self, send: Send) -> Send:
-        async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.rate_limit is not None:
-                names = {name.lower() for name, _ in message.get("headers", [])}
-                if b"x-sib-ratelimit-limit" not in names:
-                    limit = self.rate_limit
-                    arrivals = limit._arrivals  # no public view on WindowLimit yet
-                    remaining = max(0, limit.requests - len(arrivals))
-                    reset = arrivals[0] + limit.per_seconds - limit.clock() if arrivals else 0.0
-                    extra = [(b"x-sib-ratelimit-limit", str(limit.requests)),
-                             (b"x-sib-ratelimit-remaining", str(remaining)),
-                             (b"x-sib-ratelimit-reset", str(max(0, math.ceil(reset))))]  # fmt: skip
-                    message = {
-                        **message,
-                        "headers": [*message.get("headers", []), *((k, v.encode()) for k, v in extra)],
-                    }
-            await send(message)
-
-        return wrapped
+    def answer_headers(self, path: str) -> dict[str, str]:
+        limit = self.rate_limit
+        if limit is None:
+            return {}
+        arrivals = limit._arrivals  # no public view on WindowLimit yet
+        reset = arrivals[0] + limit.per_seconds - limit.clock() if arrivals else 0.0
+        return {"x-sib-ratelimit-limit": str(limit.requests),
+                "x-sib-ratelimit-remaining": str(max(0, limit.requests - len(arrivals))),
+                "x-sib-ratelimit-reset": str(max(0, math.ceil(reset)))}  # fmt: skip
 
     def refuse(self, request: Request) -> Response | None:
         key = request.headers.get("api-key")

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.limits import WindowLimit
-from connector.testing.fakes.server import FakeServer, Message, Receive, Scope, Send
+from connector.testing.fakes.server import FakeServer
 
 __all__ = ["ALL_SCOPES", "FakeHubSpot"]
 
@@ -155,26 +155,14 @@ class FakeHubSpot(FakeServer):
         response.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(math.ceil(interval * 1000))
         return response
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            send = self._with_limit_headers(send)
-        await super().__call__(scope, receive, send)
-
-    def _with_limit_headers(self, send: Send) -> Send:
-        async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.rate_limit is not None:
-                limit = self.rate_limit
-                used = len(limit._arrivals)  # no public count on WindowLimit yet
-                names = {name.lower() for name, _ in message.get("headers", [])}
-                interval = math.ceil(limit.per_seconds * 1000)
-                extra = [(b"x-hubspot-ratelimit-max", str(limit.requests)),
-                         (b"x-hubspot-ratelimit-remaining", str(max(0, limit.requests - used))),
-                         (b"x-hubspot-ratelimit-interval-milliseconds", str(interval))]  # fmt: skip
-                added = [(k, v.encode()) for k, v in extra if k not in names]
-                message = {**message, "headers": list(message.get("headers", [])) + added}
-            await send(message)
-
-        return wrapped
+    def answer_headers(self, path: str) -> dict[str, str]:
+        limit = self.rate_limit
+        if limit is None:
+            return {}
+        used = len(limit._arrivals)  # no public count on WindowLimit yet
+        return {"x-hubspot-ratelimit-max": str(limit.requests),
+                "x-hubspot-ratelimit-remaining": str(max(0, limit.requests - used)),
+                "x-hubspot-ratelimit-interval-milliseconds": str(math.ceil(limit.per_seconds * 1000))}  # fmt: skip
 
     def refuse(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector.testing.fakes.salesforce_soql import SoqlError, parse_soql
-from connector.testing.fakes.server import FakeServer, Message, Receive, Scope, Send
+from connector.testing.fakes.server import FakeServer
 
 __all__ = ["FakeSalesforce", "salesforce_id"]
 
@@ -136,19 +136,10 @@ class FakeSalesforce(FakeServer):
         limit = "TotalRequests" if retry_after > 60 else "ConcurrentPerOrgLongTxn"
         return _errors(403, "REQUEST_LIMIT_EXCEEDED", f"{limit} Limit exceeded.")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/services/data/"):
-            send = self._with_usage(send)
-        await super().__call__(scope, receive, send)
-
-    def _with_usage(self, send: Send) -> Send:
-        async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                usage = f"api-usage={self.used}/{self.daily_limit}".encode()
-                message = {**message, "headers": [*message.get("headers", []), (b"sforce-limit-info", usage)]}
-            await send(message)
-
-        return wrapped
+    def answer_headers(self, path: str) -> dict[str, str]:
+        if not path.startswith("/services/data/"):
+            return {}
+        return {"sforce-limit-info": f"api-usage={self.used}/{self.daily_limit}"}
 
     def refuse(self, request: Request) -> Response | None:
         if not request.url.path.startswith("/services/data/"):

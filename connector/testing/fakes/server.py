@@ -138,6 +138,11 @@ class FakeServer:
         after scripted and random trouble; only the headers are read."""
         return None
 
+    def answer_headers(self, path: str) -> dict[str, str]:
+        """Headers the vendor puts on every answer to ``path`` (rate-limit counters, usage);
+        computed as the answer starts, added only where the answer lacks them."""
+        return {}
+
     @staticmethod
     async def json_body(request: Request) -> Any:
         """The request's decoded JSON body; None when it is not JSON."""
@@ -240,7 +245,8 @@ class FakeServer:
                 await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
                 raise _DroppedConnection()
             answer = answer or self.refuse(Request(scope))
-            await (answer or self._app)(scope, _replay(body, receive), _capture_status(send, record))
+            sent = _capture_status(send, record, lambda: self.answer_headers(scope["path"]))
+            await (answer or self._app)(scope, _replay(body, receive), sent)
         finally:
             if entered and self.concurrency:
                 self.concurrency.leave()
@@ -302,10 +308,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _capture_status(send: Send, record: RecordedRequest) -> Send:
+def _capture_status(send: Send, record: RecordedRequest, extra: Callable[[], dict[str, str]]) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             record.status = message["status"]
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            added = [(k.lower().encode(), v.encode()) for k, v in extra().items()]
+            message = {**message, "headers": headers + [(k, v) for k, v in added if k not in present]}
         await send(message)
 
     return wrapped

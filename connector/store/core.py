@@ -13,12 +13,15 @@ State, per backend (SQLite's tables in :mod:`connector.store.sqlite.schema`):
   its unique key is what makes Plain's redeliveries duplicates.
 - *customers*, *groups*, *memberships* (desired state), each row stamped with the
   (event time, event id) of the event that wrote it. Memberships also keep the stamp of
-  the oldest event seen for the pair (``Membership.first``).
+  the oldest event seen for the pair (``Membership.first``). Customers and groups carry a
+  ``deleted`` flag; *group_keys* remembers which group had each key last.
 - *applied*: per (target, destination, customer, group) what the CRM is believed to
   have: ``assumed`` (from an event's before-state), ``confirmed`` or ``not_in_crm``.
 - *outbox*: work, one row per key while desired differs from applied, with a version that
-  moves whenever desired moves, and a lease (owner, until) while a runner holds it.
-- *dead letters*: work given up on, kept for an operator to replay.
+  moves whenever desired moves, and a lease (owner, until) while a runner holds it. A row
+  whose ``contact`` is set is not that: it is a removal addressed to an email the customer
+  used to have (its key's applied state is the customer's current contact's).
+- *dead letters*: work given up on, kept for an operator to replay (with its ``contact``).
 
 The rules:
 
@@ -32,7 +35,10 @@ The rules:
    cannot be mistaken for the new wish.
 4. **Only the lease owner writes an outcome back** (:func:`finish_step`); a confirmation
    or skip is recorded as applied state whoever holds the lease, since it is a fact.
-5. **Dead-letter replay** re-queues against desired state as it is now.
+5. **Dead-letter replay** re-queues against desired state as it is now (a deleted
+   customer or group wants no adds).
+6. **Lifecycle** (email changes, customer and group deletions, keys a group used to have):
+   the rules in :mod:`connector.store.lifecycle`, driven by a :class:`~connector.store.base.Policy`.
 
 Concurrency: each ``Store`` call is one transaction. The functions here read, decide and
 write the state of one (customer, group) after :meth:`Tx.lock_pair`; a backend whose
@@ -49,7 +55,16 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo, MembershipChange, ParsedEvent
-from connector.store.base import AcceptResult, Finished, Route, StatusReport, TargetStatus
+from connector.store.base import (
+    DEFAULT_POLICY,
+    AcceptResult,
+    Finished,
+    GroupKey,
+    Policy,
+    Route,
+    StatusReport,
+    TargetStatus,
+)
 
 #: (event time, event id): the order of facts
 Stamp = tuple[str, str]
@@ -79,6 +94,15 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """A customer's email, or a group's key, as stored, with its flags and stamp."""
+
+    value: str | None
+    deleted: bool
+    stamp: Stamp
+
+
+@dataclass(frozen=True, slots=True)
 class WorkRow:
     """What :func:`finish_step` needs of a claimed outbox row as it is now."""
 
@@ -100,11 +124,42 @@ class Tx(Protocol):
     def lock_pair(self, customer_id: str, group_id: str) -> None:
         """Hold off other transactions touching this pair's state until commit (see above)."""
 
-    def upsert_customer(self, customer: CustomerInfo, stamp: Stamp) -> None:
+    def upsert_customer(self, customer: CustomerInfo, stamp: Stamp, deleted: bool = False) -> None:
         """Insert, or update if ``stamp`` is newer; a missing email keeps the known one."""
 
+    def customer(self, customer_id: str) -> Stored | None: ...
     def upsert_group(self, group: GroupInfo, stamp: Stamp, deleted: bool) -> None:
-        """Insert, or update if ``stamp`` is newer; a missing key or name keeps the known one."""
+        """Insert, or update if ``stamp`` is newer; a missing key or name keeps the known one.
+
+        A group's ``deleted`` never goes back to false, and ``deleted=True`` lands whatever
+        the stamp (Plain never revives a group). A key is bound to the group (``group_keys``)
+        unless a newer event bound it to another.
+        """
+
+    def group(self, group_id: str) -> Stored | None: ...
+    def keys_of_group(self, group_id: str) -> list[str]:
+        """Keys this group was the last to have."""
+
+    def group_keys(self) -> list[GroupKey]: ...
+    def group_members(self, group_id: str) -> list[tuple[str, bool]]:
+        """(customer id, member) of every membership row of the group."""
+
+    def customer_keys(self, customer_id: str) -> list[WorkKey]:
+        """Keys with applied state or current-contact work for the customer."""
+
+    def adding_now(self, key: WorkKey, now: float) -> bool:
+        """Whether a runner holds an add for ``key`` right now."""
+
+    def put_old_contact(self, key: WorkKey, contact: str, event_id: str, now: float) -> None:
+        """Upsert the removal of ``key``'s group from the old email ``contact``, due ``now``."""
+
+    def drop_old_contact(self, key: WorkKey, contact: str, now: float) -> None:
+        """Delete that removal unless leased."""
+
+    def set_assumed(self, key: WorkKey, member: bool) -> None:
+        """Insert or overwrite applied state as ``assumed``."""
+
+    def deleted_groups(self) -> list[dict[str, object]]: ...
 
     def membership(self, customer_id: str, group_id: str) -> Membership | None: ...
     def put_membership(self, customer_id: str, group_id: str, state: Membership) -> None: ...
@@ -133,9 +188,11 @@ class Tx(Protocol):
         """Unlease, attempts + 1, due ``due_at``, last error ``error``."""
 
     def add_dead_letter(
-        self, key: WorkKey, desired: bool, event_id: str, attempts: int, reason: str, now: float
+        self, key: WorkKey, desired: bool, event_id: str, attempts: int, reason: str, now: float, contact: str = ""
     ) -> None: ...
-    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey]]: ...
+    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey, str]]:
+        """(letter id, key, contact) of the letters chosen."""
+
     def delete_dead_letter(self, letter_id: int) -> None: ...
     def inbox_counts(self) -> Iterable[tuple[str, int]]: ...
     def work_counts(self, now: float) -> Iterable[tuple[str, int, int, int, int, float]]:
@@ -171,22 +228,29 @@ def assumed_before(current: Membership | None, added: bool) -> bool:
     return current.member if current is not None else not added
 
 
-def accept_event(tx: Tx, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float) -> AcceptResult:
+def accept_event(
+    tx: Tx, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float, policy: Policy = DEFAULT_POLICY
+) -> AcceptResult:
     """Record ``event``, move desired state, create work. ``routes[i]`` serve ``changes[i]``."""
     status: InboxStatus = "ignored" if event.kind == "ignored" else "processed"
     if not tx.insert_event(event.event_id, event.event_type, event.event_time, status, now):
         return AcceptResult("duplicate")
     stamp = (event.event_time, event.event_id)
-    if event.customer is not None:
-        tx.upsert_customer(event.customer, stamp)
-    if event.group is not None:
-        tx.upsert_group(event.group, stamp, deleted=event.group_deleted)
+    customer_gone = False
     applied = stale = work = 0
+    if event.customer is not None:
+        deleted = event.kind == "customer_deleted"
+        customer_gone, work = lifecycle.update_customer(tx, event.customer, stamp, deleted, policy, now)
+    if event.group is not None:
+        work += lifecycle.update_group(tx, event.group, stamp, event.group_deleted, policy, now)[1]
     for change, change_routes in zip(event.changes, routes, strict=False):
         if change.customer != event.customer:
-            tx.upsert_customer(change.customer, stamp)
-        tx.upsert_group(change.group, stamp, deleted=False)
-        moved, created = _apply_change(tx, change, change_routes, stamp, now)
+            customer_gone, created = lifecycle.update_customer(tx, change.customer, stamp, False, policy, now)
+            work += created
+        group_gone = lifecycle.update_group(tx, change.group, stamp, False, policy, now)[0]
+        gone = lifecycle.Gone(customer_gone, group_gone, policy)
+        all_routes = lifecycle.with_former_keys(tx, change.group.id, change_routes, policy)
+        moved, created = _apply_change(tx, change, all_routes, stamp, now, gone)
         applied += moved
         stale += not moved
         work += created
@@ -194,7 +258,7 @@ def accept_event(tx: Tx, event: ParsedEvent, routes: Sequence[Sequence[Route]], 
 
 
 def _apply_change(
-    tx: Tx, change: MembershipChange, routes: Sequence[Route], stamp: Stamp, now: float
+    tx: Tx, change: MembershipChange, routes: Sequence[Route], stamp: Stamp, now: float, gone: lifecycle.Gone
 ) -> tuple[bool, int]:
     customer_id, group_id = change.customer.id, change.group.id
     tx.lock_pair(customer_id, group_id)
@@ -213,7 +277,8 @@ def _apply_change(
         key = WorkKey(route.target, route.dest, customer_id, group_id)
         if late:
             tx.correct_assumed(key, before)
-        created += reconcile(tx, key, state.member, before, stamp[1], now)
+        desired = state.member and not gone.here(route)
+        created += reconcile(tx, key, desired, before, stamp[1], now)
     return moved, created
 
 
@@ -245,9 +310,11 @@ def accept_unprocessable(
     return AcceptResult("unprocessable" if stored else "duplicate")
 
 
-def reprocess(tx: Tx, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float) -> AcceptResult:
+def reprocess(
+    tx: Tx, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float, policy: Policy = DEFAULT_POLICY
+) -> AcceptResult:
     tx.delete_unprocessable(key)
-    return accept_event(tx, event, routes, now)
+    return accept_event(tx, event, routes, now, policy)
 
 
 FinishStep = Literal["lost_lease", "delete", "requeue", "retry", "dead"]
@@ -272,7 +339,9 @@ def finish(tx: Tx, result: Finished, now: float) -> None:
     item = result.item
     key = WorkKey(item.target, item.dest, item.customer_id, item.group_id)
     tx.lock_pair(item.customer_id, item.group_id)
-    if result.kind in ("done", "skipped"):
+    if item.contact:
+        lifecycle.finish_old_contact(tx, result, key, now)
+    elif result.kind in ("done", "skipped"):
         # A confirmed change is a fact about the CRM whoever holds the lease now.
         note: AppliedNote = "confirmed" if result.kind == "done" else "not_in_crm"
         tx.record_applied(key, item.desired, note, result.reason, now)
@@ -282,7 +351,8 @@ def finish(tx: Tx, result: Finished, now: float) -> None:
     elif step == "retry":
         tx.retry_work(item.id, result.due_at or now, result.reason)
     elif step == "dead":
-        tx.add_dead_letter(key, item.desired, item.event_id, item.attempts + 1, result.reason or "failed", now)
+        reason = result.reason or "failed"
+        tx.add_dead_letter(key, item.desired, item.event_id, item.attempts + 1, reason, now, item.contact)
     if step in ("delete", "dead"):
         tx.delete_work(item.id)
 
@@ -292,12 +362,16 @@ def replay_dead_letters(tx: Tx, ids: Sequence[int] | None, target: str | None, n
     if ids is not None and not ids:
         return 0
     requeued = 0
-    for letter_id, key in tx.dead_letter_keys(ids, target):
+    for letter_id, key, contact in tx.dead_letter_keys(ids, target):
         tx.delete_dead_letter(letter_id)
         tx.lock_pair(key.customer_id, key.group_id)
+        if contact:
+            requeued += lifecycle.requeue_old_contact(tx, key, contact, now)
+            continue
         state = tx.membership(key.customer_id, key.group_id)
         if state is not None:
-            requeued += reconcile(tx, key, state.member, not state.member, state.stamp[1], now)
+            desired = state.member and not lifecycle.deleted_either(tx, key)
+            requeued += reconcile(tx, key, desired, not state.member, state.stamp[1], now)
     return requeued
 
 
@@ -320,4 +394,9 @@ def read_status(tx: Tx, now: float) -> StatusReport:
         if last and (entry.last_applied_at is None or last > entry.last_applied_at):
             entry.last_applied_at = last
     report.unprocessable = tx.recent_unprocessable(20)
+    report.deleted_groups = tx.deleted_groups()
     return report
+
+
+# The lifecycle rules build on the primitives above (and import them), so they come last.
+from connector.store import lifecycle  # noqa: E402

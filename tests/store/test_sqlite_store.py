@@ -64,4 +64,6 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
         await s.close()
         return "opened"
 
-    assert "newer plain-crm-sync (schema 999 > 1)" in run(scenario())
+    from connector.store.sqlite.schema import SCHEMA_VERSION
+
+    assert f"newer plain-crm-sync (schema 999 > {SCHEMA_VERSION})" in run(scenario())

@@ -96,17 +96,18 @@ def create_app(service: Service) -> Starlette:
         if not is_fresh(replay_time(event.attempt_time, request.headers), now, plain.replay_tolerance_seconds):
             metrics.webhooks.labels("stale").inc()
             return _answer(401, "attempt timestamp missing or outside the replay window")
-        routes = service.mappings.current.routes(event.changes)
+        mappings = service.mappings.current
+        routes = mappings.routes(event.changes)
         try:
-            result = await service.store.accept(event, routes)
+            result = await service.store.accept(event, routes, mappings.policy)
         except StoreUnavailable as exc:
             log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
             metrics.webhooks.labels("store_unavailable").inc()
             return _answer(503, "store unavailable")
         metrics.webhooks.labels(result.status).inc()
         metrics.events.labels(event.event_type, event.kind if result.status != "duplicate" else "duplicate").inc()
-        if result.work_created:
-            service.wake({r.target for rs in routes for r in rs})
+        if result.work_created:  # lifecycle events make work wherever the customer or group is synced
+            service.wake({r.target for rs in routes for r in rs} if event.changes else service.runners)
         return _answer(200, result.status, event_id=event.event_id, changes=len(event.changes))
 
     async def _keep_unprocessable(body: bytes, exc: UnprocessableEvent) -> Response:

@@ -58,6 +58,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"ok: {len(config.targets)} target(s), {len(mappings.by_group)} group(s) mapped to "
         f"{destinations} destination(s) from {len(mappings.files)} file(s)"
     )
+    from connector.lifecycle_view import stale_key_warnings
+
+    for warning in _run(stale_key_warnings(config, mappings)):
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.online:
         return EXIT_OK
     problems = _run(_check_online(config, mappings))
@@ -88,7 +92,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = _load(args)
     mappings = load_mappings(config)
     try:
-        event = parse_event(Path(args.event).read_bytes())
+        body = Path(args.event).read_bytes()
+        event = parse_event(body)
     except UnprocessableEvent as exc:
         print(f"{args.event}: not an event we understand: {exc.reason}", file=sys.stderr)
         return EXIT_INVALID
@@ -107,6 +112,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             operations += 1
             opts = ", ".join(f"{k}={v}" for k, v in dest.options.items()) or "-"
             print(f"  {dest.target}: {action} {change.customer.email or change.customer.id} ({opts}) for group {group}")
+    from connector.lifecycle_view import plan_lines
+
+    for line in plan_lines(event, body, config, mappings):
+        operations += 1
+        print(line)
     print(f"{operations} operation(s); nothing was called")
     return EXIT_OK
 
@@ -173,7 +183,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
                 still += 1
                 print(f"{key}: still not understood: {exc.reason}")
                 continue
-            result = await store.reprocess(key, event, mappings.routes(event.changes))
+            result = await store.reprocess(key, event, mappings.routes(event.changes), mappings.policy)
             done += 1
             print(f"{key}: {result.status} as {event.event_id} ({len(event.changes)} change(s))")
         print(f"reprocessed {done}, still unprocessable {still}")

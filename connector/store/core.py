@@ -153,6 +153,9 @@ class Tx(Protocol):
     def put_old_contact(self, key: WorkKey, contact: str, event_id: str, now: float) -> None:
         """Upsert the removal of ``key``'s group from the old email ``contact``, due ``now``."""
 
+    def old_contacts(self, key: WorkKey) -> list[str]:
+        """The contacts of ``key``'s pending removals from old emails."""
+
     def drop_old_contact(self, key: WorkKey, contact: str, now: float) -> None:
         """Delete that removal unless leased."""
 
@@ -339,13 +342,18 @@ def finish(tx: Tx, result: Finished, now: float) -> None:
     item = result.item
     key = WorkKey(item.target, item.dest, item.customer_id, item.group_id)
     tx.lock_pair(item.customer_id, item.group_id)
+    # Sent to an email the customer no longer has: a fact about that old contact, not
+    # about the key's (the email change already queued what the old contact needs).
+    moved_away = not item.contact and lifecycle.email_moved(tx, item)
     if item.contact:
         lifecycle.finish_old_contact(tx, result, key, now)
-    elif result.kind in ("done", "skipped"):
+    elif result.kind in ("done", "skipped") and not moved_away:
         # A confirmed change is a fact about the CRM whoever holds the lease now.
         note: AppliedNote = "confirmed" if result.kind == "done" else "not_in_crm"
         tx.record_applied(key, item.desired, note, result.reason, now)
     step = finish_step(result, tx.work_row(item.id))
+    if moved_away and step == "delete":
+        step = "requeue"
     if step == "requeue":
         tx.requeue_work(item.id, now)
     elif step == "retry":

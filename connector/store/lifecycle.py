@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connector.plain.changes import CustomerInfo, GroupInfo
-from connector.store.base import Finished, Policy, Route
+from connector.store.base import Finished, Policy, Route, WorkItem
 from connector.store.core import Stamp, Tx, WorkKey, finish_step, reconcile
 
 
@@ -130,7 +130,9 @@ def _change_email(tx: Tx, customer_id: str, old: str, new: str, policy: Policy, 
         if policy.email_change(key.target) == "move" and (tx.applied(key) or tx.adding_now(key, now)):
             tx.put_old_contact(key, old, event_id, now)
             work += 1
-        tx.drop_old_contact(key, new, now)
+        for contact in tx.old_contacts(key):
+            if same_contact(contact, new):
+                tx.drop_old_contact(key, contact, now)
         tx.set_assumed(key, False)
         work += reconcile(tx, key, _wanted(tx, key, policy), False, event_id, now)
     return work
@@ -155,6 +157,14 @@ def _remove_group(tx: Tx, group_id: str, policy: Policy, event_id: str, now: flo
                 tx, WorkKey(route.target, route.dest, customer_id, group_id), False, member, event_id, now
             )
     return work
+
+
+def email_moved(tx: Tx, item: WorkItem) -> bool:
+    """Whether ``item`` was claimed with an email the customer has since left."""
+    if item.email is None:
+        return False
+    current = tx.customer(item.customer_id)
+    return current is not None and current.value is not None and not same_contact(current.value, item.email)
 
 
 def finish_old_contact(tx: Tx, result: Finished, key: WorkKey, now: float) -> None:

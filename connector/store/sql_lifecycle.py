@@ -93,6 +93,9 @@ class LifecycleSql:
             (*wkey(key), contact, event_id, now),
         )
 
+    def old_contacts(self, key: WorkKey) -> list[str]:
+        return [r[0] for r in self.run(f"SELECT contact FROM outbox WHERE {KEY} AND contact <> ''", wkey(key))]
+
     def drop_old_contact(self, key: WorkKey, contact: str, now: float) -> None:
         self.run(
             f"DELETE FROM outbox WHERE {KEY} AND contact = ? AND (lease_until IS NULL OR lease_until < ?)",

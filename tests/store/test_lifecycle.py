@@ -14,6 +14,7 @@ from connector.testing.plain import customer_event, group_event
 from tests.store.conftest import NewStore
 from tests.store.events import ENT, accept, claim, event, run
 
+DEFAULT = Policy()
 OLD, NEW = "c_1@example.com", "new@example.com"
 
 
@@ -34,7 +35,7 @@ async def drain(s: Store, target: str = "audit") -> list[tuple[str, str | None, 
     return sorted(("add" if i.desired else "remove", i.email, i.contact) for i in items)
 
 
-async def joined(s: Store, policy: Policy = Policy()) -> None:
+async def joined(s: Store, policy: Policy = DEFAULT) -> None:
     await s.accept(event("e1", "2026-01-01T00:00:01Z", [], [ENT]), [[Route("audit", "{}")]], policy)
     assert await drain(s) == [("add", OLD, "")]
 

@@ -58,6 +58,10 @@ class Policy:
     def customer_deleted(self, target: str) -> CustomerDeleted:
         return self.on_customer_deleted.get(target, "keep")
 
+    def targets(self) -> set[str]:
+        """Every target the policy names (built from config: every configured target)."""
+        return {*self.on_email_change, *self.on_customer_deleted}
+
 
 DEFAULT_POLICY = Policy()
 

@@ -98,16 +98,21 @@ def with_option(targets: dict[str, Any], **options: str) -> dict[str, Any]:
     return {name: {**block, **options} for name, block in targets.items()}
 
 
+def email_changed(tmp_path: Path, serve_factory: Any, crms: Crms, targets: dict[str, Any], option: str) -> Any:
+    """`serve` with ``on_email_change: option`` everywhere; OLD joined, then became NEW."""
+    mappings = [crms.mapping("enterprise"), crms.mapping("marker")]
+    serve, _ = start(tmp_path, serve_factory, with_option(targets, on_email_change=option), mappings)
+    assert post(serve.url, join("pEv_1", "2026-03-01T10:00:00Z", OLD)).status_code == 200
+    wait_for(lambda: crms.has("enterprise", OLD) == everywhere(True), timeout=30)
+    assert post(serve.url, update("pEv_2", "2026-03-01T11:00:00Z", NEW, OLD)).json()["status"] == "stored"
+    wait_for(lambda: crms.has("enterprise", NEW) == everywhere(True), timeout=30)
+    return serve
+
+
 def test_email_change_moves_memberships_and_a_late_older_update_is_ignored(tmp_path: Path, serve_factory: Any) -> None:
     crms = Crms([OLD, NEW])
     with crms.running() as targets:
-        mappings = [crms.mapping("enterprise"), crms.mapping("marker")]
-        serve, _ = start(tmp_path, serve_factory, with_option(targets, on_email_change="move"), mappings)
-        assert post(serve.url, join("pEv_1", "2026-03-01T10:00:00Z", OLD)).status_code == 200
-        wait_for(lambda: crms.has("enterprise", OLD) == everywhere(True), timeout=30)
-
-        assert post(serve.url, update("pEv_2", "2026-03-01T11:00:00Z", NEW, OLD)).json()["status"] == "stored"
-        wait_for(lambda: crms.has("enterprise", NEW) == everywhere(True), timeout=30)
+        serve = email_changed(tmp_path, serve_factory, crms, targets, "move")
         wait_for(lambda: crms.has("enterprise", OLD) == everywhere(False), timeout=30)
 
         # an update from before the change arrives late: it must not move anything back
@@ -125,12 +130,7 @@ def test_email_change_moves_memberships_and_a_late_older_update_is_ignored(tmp_p
 def test_email_change_keep_leaves_the_old_contact_and_syncs_the_new(tmp_path: Path, serve_factory: Any) -> None:
     crms = Crms([OLD, NEW])
     with crms.running() as targets:
-        mappings = [crms.mapping("enterprise"), crms.mapping("marker")]
-        serve, _ = start(tmp_path, serve_factory, with_option(targets, on_email_change="keep"), mappings)
-        assert post(serve.url, join("pEv_1", "2026-03-01T10:00:00Z", OLD)).status_code == 200
-        wait_for(lambda: crms.has("enterprise", OLD) == everywhere(True), timeout=30)
-        assert post(serve.url, update("pEv_2", "2026-03-01T11:00:00Z", NEW, OLD)).status_code == 200
-        wait_for(lambda: crms.has("enterprise", NEW) == everywhere(True), timeout=30)
+        serve = email_changed(tmp_path, serve_factory, crms, targets, "keep")
         settled(serve.url, crms, "pEv_m", "2026-03-01T12:00:00Z")
         assert crms.has("enterprise", OLD) == everywhere(True)
         assert serve.stop() == 0

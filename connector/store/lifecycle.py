@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import Finished, Policy, Route, WorkItem
-from connector.store.core import Stamp, Tx, WorkKey, finish_step, reconcile
+from connector.store.tx import Stamp, Tx, WorkKey, finish_step, reconcile
 
 
 def same_contact(a: str, b: str) -> bool:

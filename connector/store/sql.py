@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import DeadLetter, WorkItem
-from connector.store.core import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
 from connector.store.sql_lifecycle import CURRENT, KEY, LifecycleSql, newer, wkey
+from connector.store.tx import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
 
 _KEY = KEY
 _CURRENT = CURRENT

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connector.store.base import GroupKey
-from connector.store.core import Stamp, Stored, WorkKey
+from connector.store.tx import Stamp, Stored, WorkKey
 
 KEY = "target = ? AND dest = ? AND customer_id = ? AND group_id = ?"
 #: an outbox row for the customer's current contact (not a removal from an old email)

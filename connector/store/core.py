@@ -1,8 +1,8 @@
 """The store's rules, for every backend: what an event, an outcome or a replay does to state.
 
 This module is the contract a store backend follows. A backend implements storage: the
-:class:`Tx` primitives (in :mod:`connector.store.tx`, re-exported here) inside one transaction per :class:`~connector.store.base.Store`
-call, plus connections, leasing exclusivity and ``take_over``. It never re-decides what
+:class:`Tx` primitives (in :mod:`connector.store.tx`, re-exported here) inside one
+transaction per :class:`~connector.store.base.Store` call, plus connections, leasing exclusivity and ``take_over``. It never re-decides what
 the functions here decide. An SQL backend gets the primitives for free from
 :class:`connector.store.sql.SqlTx` (portable SQL; only the placeholder style and the
 claim's row locking differ per database).

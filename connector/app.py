@@ -118,17 +118,18 @@ def create_app(
         if not is_fresh(replay_time(event.attempt_time, request.headers), now, plain.replay_tolerance_seconds):
             metrics.webhooks.labels("stale").inc()
             return _answer(401, "attempt timestamp missing or outside the replay window")
-        routes = mappings.current.routes(event.changes)
+        live = mappings.current
+        routes = live.routes(event.changes)
         try:
-            result = await store.accept(event, routes)
+            result = await store.accept(event, routes, live.policy)
         except StoreUnavailable as exc:
             log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
             metrics.webhooks.labels("store_unavailable").inc()
             return _answer(503, "store unavailable")
         metrics.webhooks.labels(result.status).inc()
         metrics.events.labels(event.event_type, event.kind if result.status != "duplicate" else "duplicate").inc()
-        if result.work_created:
-            wake({r.target for rs in routes for r in rs})
+        if result.work_created:  # lifecycle events make work wherever the customer or group is synced
+            wake({r.target for rs in routes for r in rs} if event.changes else live.policy.targets())
         return _answer(200, result.status, event_id=event.event_id, changes=len(event.changes))
 
     async def _keep_unprocessable(body: bytes, exc: UnprocessableEvent) -> Response:

@@ -57,6 +57,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     mappings = load_mappings(config)
     print(summary(config, mappings))
+    from connector.lifecycle_view import stale_key_warnings
+
+    for warning in _run(stale_key_warnings(config, mappings)):
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.online:
         return EXIT_OK
     problems = _run(check_online(config, mappings))
@@ -73,14 +77,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = _load(args)
     mappings = load_mappings(config)
     try:
-        event = parse_event(Path(args.event).read_bytes())
+        body = Path(args.event).read_bytes()
+        event = parse_event(body)
     except UnprocessableEvent as exc:
         print(f"{args.event}: not an event we understand: {exc.reason}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:
         print(f"{args.event}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
-    print(render_plan(event, mappings))
+    from connector.lifecycle_view import plan_lines
+
+    print(render_plan(event, mappings, plan_lines(event, body, config, mappings)))
     return EXIT_OK
 
 

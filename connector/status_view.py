@@ -37,6 +37,10 @@ def render_status(report: StatusReport) -> str:
         )
         if t.last_error:
             lines.append(f"  last error: {t.last_error}")
+    if report.deleted_groups:
+        lines += ["", "groups deleted in Plain (handled per mapping by on_group_deleted):"]
+        for g in report.deleted_groups:
+            lines.append(f"  {g['group_key'] or '?'} ({g['group_id']}, {g['name'] or 'no name'}) at {g['deleted_at']}")
     if report.unprocessable:
         lines += ["", f"unprocessable events (newest {len(report.unprocessable)}):"]
         for u in report.unprocessable:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,12 +22,48 @@ class StoreUnavailable(RuntimeError):
     """The store cannot write now; the receiver answers 503 so Plain retries."""
 
 
+GroupDeleted = Literal["keep", "remove"]
+EmailChange = Literal["move", "keep"]
+CustomerDeleted = Literal["keep", "remove"]
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Where one membership change must go: a target and its destination key (options JSON)."""
 
     target: str
     dest: str
+    #: the mapping's choice for when Plain deletes the group
+    on_group_deleted: GroupDeleted = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the live config says for everything beyond one membership change.
+
+    Built once per mapping set. ``routing`` is the whole mapping table (a group id or key
+    -> its routes), so the store can route a group by a key it used to have
+    (:mod:`connector.store.lifecycle`). The defaults are the documented ones.
+    """
+
+    #: per target; a target not listed moves memberships to the new email
+    on_email_change: Mapping[str, EmailChange] = field(default_factory=dict)
+    #: per target; a target not listed keeps a deleted customer's memberships
+    on_customer_deleted: Mapping[str, CustomerDeleted] = field(default_factory=dict)
+    routing: Mapping[str, Sequence[Route]] = field(default_factory=dict)
+
+    def email_change(self, target: str) -> EmailChange:
+        return self.on_email_change.get(target, "move")
+
+    def customer_deleted(self, target: str) -> CustomerDeleted:
+        return self.on_customer_deleted.get(target, "keep")
+
+    def targets(self) -> set[str]:
+        """Every target the policy names (built from config: every configured target)."""
+        return {*self.on_email_change, *self.on_customer_deleted}
+
+
+DEFAULT_POLICY = Policy()
 
 
 AcceptStatus = Literal["stored", "duplicate", "ignored", "unprocessable"]
@@ -64,6 +100,10 @@ class WorkItem:
     group_name: str | None = None
     event_id: str = ""
     event_time: str | None = None
+    #: set on a removal addressed to a contact the customer used to have (its old email,
+    #: which ``email`` then holds): it is not the customer's membership, so its outcome
+    #: moves no applied state. Empty for the customer's current contact.
+    contact: str = ""
 
     def to_change(self) -> Change:
         return Change(
@@ -80,6 +120,17 @@ class WorkItem:
             group_name=self.group_name,
             event_time=self.event_time,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """A key as the store remembers it: the group that had it last, and that group now."""
+
+    key: str
+    group_id: str
+    #: the group's key now (None if unknown); differs from ``key`` after a re-key
+    current_key: str | None
+    deleted: bool
 
 
 FinishKind = Literal["done", "skipped", "retry", "dead"]
@@ -110,6 +161,8 @@ class DeadLetter:
     attempts: int
     reason: str
     failed_at: float
+    #: see :attr:`WorkItem.contact`
+    contact: str = ""
 
 
 @dataclass(slots=True)
@@ -144,6 +197,8 @@ class StatusReport:
     inbox: dict[str, int] = field(default_factory=dict)
     targets: dict[str, TargetStatus] = field(default_factory=dict)
     unprocessable: list[dict[str, Any]] = field(default_factory=list)
+    #: groups Plain deleted: id, last known key and name, when
+    deleted_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Store(abc.ABC):
@@ -170,11 +225,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+    async def accept(
+        self, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
         """Record an event, move desired state, create work; committed before returning.
 
         ``routes[i]`` are the destinations of ``event.changes[i]`` under the mappings live
-        when the event arrived. Raises :class:`StoreUnavailable` if it cannot commit.
+        when the event arrived; ``policy`` is what the config says for email changes and
+        deletions. Raises :class:`StoreUnavailable` if it cannot commit.
         """
 
     @abc.abstractmethod
@@ -188,7 +246,9 @@ class Store(abc.ABC):
         """(key, raw body) of kept unprocessable events, oldest first."""
 
     @abc.abstractmethod
-    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+    async def reprocess(
+        self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
         """Replace the unprocessable entry ``key`` by the now understood ``event``, atomically."""
 
     @abc.abstractmethod
@@ -209,6 +269,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def status(self) -> StatusReport: ...
+
+    async def group_keys(self) -> list[GroupKey]:
+        """Every key a known group has had (``check`` warns about mappings that lost theirs).
+
+        Not abstract, so a backend without it yet answers "nothing known"."""
+        return []
 
     @abc.abstractmethod
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]: ...

@@ -12,9 +12,12 @@ from typing import IO, TypeVar
 from connector.plain.changes import ParsedEvent
 from connector.store import core
 from connector.store.base import (
+    DEFAULT_POLICY,
     AcceptResult,
     DeadLetter,
     Finished,
+    GroupKey,
+    Policy,
     Route,
     StatusReport,
     Store,
@@ -23,7 +26,7 @@ from connector.store.base import (
 )
 from connector.store.sql import SqlTx
 from connector.store.sqlite.groupcommit import GroupCommitter
-from connector.store.sqlite.schema import SCHEMA, SCHEMA_VERSION
+from connector.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 T = TypeVar("T")
 
@@ -36,6 +39,32 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = OFF")
     return conn
+
+
+def _upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION` in one transaction (all or nothing)."""
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'outbox'").fetchone()[0]:
+        version = 1  # tables written before the version was recorded have the first shape
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version > 0:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, description) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (SCHEMA_VERSION, f"schema {SCHEMA_VERSION}"),
+        )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SQLiteStore(Store):
@@ -53,12 +82,11 @@ class SQLiteStore(Store):
             raise sqlite3.DatabaseError(
                 f"{self.path} was written by a newer plain-crm-sync (schema {version} > {SCHEMA_VERSION})"
             )
-        conn.executescript(SCHEMA)
-        conn.execute(
-            "INSERT OR IGNORE INTO schema_migrations (version, description) VALUES (?, ?)",
-            (SCHEMA_VERSION, "inbox, desired and applied state, outbox, dead letters"),
-        )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            _upgrade(conn, version)
+        except sqlite3.Error:
+            conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
@@ -100,8 +128,10 @@ class SQLiteStore(Store):
         except StoreUnavailable:
             return False
 
-    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx: core.accept_event(tx, event, routes, time.time()))
+    async def accept(
+        self, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(lambda tx: core.accept_event(tx, event, routes, time.time(), policy))
 
     async def accept_unprocessable(
         self, body: bytes, reason: str, event_id: str | None, event_type: str | None
@@ -111,8 +141,13 @@ class SQLiteStore(Store):
     async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
         return await self._tx(lambda tx: tx.unprocessable_bodies(limit))
 
-    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx: core.reprocess(tx, key, event, routes, time.time()))
+    async def reprocess(
+        self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(lambda tx: core.reprocess(tx, key, event, routes, time.time(), policy))
+
+    async def group_keys(self) -> list[GroupKey]:
+        return await self._tx(lambda tx: tx.group_keys())
 
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
         def job(tx: SqlTx) -> list[WorkItem]:

@@ -143,9 +143,34 @@ ALTER TABLE rate_shares SET (
 );
 """
 
+_V3 = """
+-- Lifecycle (as SQLite's schema 2): a customer_deleted newer than any other event marks
+-- the customer; an outbox row or dead letter with a contact is a removal from an email the
+-- customer used to have, so the contact is part of the outbox's key.
+ALTER TABLE customers ADD COLUMN deleted smallint NOT NULL DEFAULT 0;
+ALTER TABLE dead_letters ADD COLUMN contact text NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN contact text NOT NULL DEFAULT '';
+ALTER TABLE outbox DROP CONSTRAINT outbox_target_dest_customer_id_group_id_key;
+ALTER TABLE outbox ADD CONSTRAINT outbox_key UNIQUE (target, dest, customer_id, group_id, contact);
+
+-- Which group had a key last (newest event wins): a mapping written by key keeps
+-- following its group after Plain re-keys it, until another group takes the key.
+CREATE TABLE group_keys (
+    group_key   text PRIMARY KEY,
+    group_id    text NOT NULL,
+    event_time  text COLLATE "C" NOT NULL,
+    event_id    text COLLATE "C" NOT NULL
+);
+CREATE INDEX group_keys_group ON group_keys (group_id);
+INSERT INTO group_keys (group_key, group_id, event_time, event_id)
+    SELECT DISTINCT ON (group_key) group_key, group_id, event_time, event_id FROM groups
+    WHERE group_key IS NOT NULL ORDER BY group_key, event_time DESC, event_id DESC;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, desired and applied state, outbox, dead letters", _V1),
     Migration(2, "rate-limit shares per replica", _V2),
+    Migration(3, "lifecycle: deleted customers, old-contact removals, group keys", _V3),
 )
 
 #: the newest schema this release knows; a database at a higher version is refused

@@ -25,9 +25,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from connector.plain.changes import ParsedEvent
 from connector.store import core
 from connector.store.base import (
+    DEFAULT_POLICY,
     AcceptResult,
     DeadLetter,
     Finished,
+    GroupKey,
+    Policy,
     Route,
     StatusReport,
     Store,
@@ -147,8 +150,12 @@ class PostgresStore(Store):
         # Other replicas' leases are live, and a dead replica's expire on their own.
         return 0
 
-    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx, now: core.accept_event(tx, event, routes, now), lambda: event_keys(event))
+    async def accept(
+        self, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(
+            lambda tx, now: core.accept_event(tx, event, routes, now, policy), lambda: event_keys(event)
+        )
 
     async def accept_unprocessable(
         self, body: bytes, reason: str, event_id: str | None, event_type: str | None
@@ -158,8 +165,15 @@ class PostgresStore(Store):
     async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
         return await self._tx(lambda tx, now: tx.unprocessable_bodies(limit))
 
-    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx, now: core.reprocess(tx, key, event, routes, now), lambda: event_keys(event))
+    async def reprocess(
+        self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(
+            lambda tx, now: core.reprocess(tx, key, event, routes, now, policy), lambda: event_keys(event)
+        )
+
+    async def group_keys(self) -> list[GroupKey]:
+        return await self._tx(lambda tx, now: tx.group_keys())
 
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
         return await self._tx(lambda tx, now: tx.claim(target, limit, owner, now, now + lease_seconds))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -18,16 +19,26 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+from connector.config import PlainSection
+from connector.mappings import MappingSet
+from connector.metrics import Metrics
 from connector.plain.changes import UnprocessableEvent, parse_event
 from connector.plain.signature import is_fresh, replay_time, verify
-from connector.store.base import StoreUnavailable
-
-if TYPE_CHECKING:
-    from connector.service import Service
+from connector.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("connector.receiver")
 
 _JSON_TYPES = ("application/json",)
+
+
+class MappingSource(Protocol):
+    """Where the live mappings come from (a :class:`connector.mappings.MappingWatcher`)."""
+
+    @property
+    def current(self) -> MappingSet: ...
+
+    @property
+    def last_error(self) -> str | None: ...
 
 
 def _answer(status: int, message: str, **extra: object) -> JSONResponse:
@@ -54,10 +65,21 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(service: Service) -> Starlette:
-    plain = service.config.plain
+def create_app(
+    plain: PlainSection,
+    store: Store,
+    mappings: MappingSource,
+    metrics: Metrics,
+    wake: Callable[[Iterable[str]], None],
+    *,
+    refresh_gauges: Callable[[], Awaitable[None]] | None = None,
+) -> Starlette:
+    """The ASGI app, built from what it uses: no service object, so no import of the service.
+
+    ``wake`` is told which targets got new work; ``refresh_gauges`` runs before each scrape
+    of ``/metrics``.
+    """
     secret = plain.signing_secret.get_secret_value()
-    metrics = service.metrics
 
     async def webhook(request: Request) -> Response:
         started = time.perf_counter()
@@ -96,9 +118,9 @@ def create_app(service: Service) -> Starlette:
         if not is_fresh(replay_time(event.attempt_time, request.headers), now, plain.replay_tolerance_seconds):
             metrics.webhooks.labels("stale").inc()
             return _answer(401, "attempt timestamp missing or outside the replay window")
-        routes = service.mappings.current.routes(event.changes)
+        routes = mappings.current.routes(event.changes)
         try:
-            result = await service.store.accept(event, routes)
+            result = await store.accept(event, routes)
         except StoreUnavailable as exc:
             log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
             metrics.webhooks.labels("store_unavailable").inc()
@@ -106,12 +128,12 @@ def create_app(service: Service) -> Starlette:
         metrics.webhooks.labels(result.status).inc()
         metrics.events.labels(event.event_type, event.kind if result.status != "duplicate" else "duplicate").inc()
         if result.work_created:
-            service.wake({r.target for rs in routes for r in rs})
+            wake({r.target for rs in routes for r in rs})
         return _answer(200, result.status, event_id=event.event_id, changes=len(event.changes))
 
     async def _keep_unprocessable(body: bytes, exc: UnprocessableEvent) -> Response:
         try:
-            result = await service.store.accept_unprocessable(body, exc.reason, exc.event_id, exc.event_type)
+            result = await store.accept_unprocessable(body, exc.reason, exc.event_id, exc.event_type)
         except StoreUnavailable as err:
             log.error("cannot store an unprocessable event, answering 503: %s", err)
             metrics.webhooks.labels("store_unavailable").inc()
@@ -124,19 +146,20 @@ def create_app(service: Service) -> Starlette:
         return _answer(200, "ok")
 
     async def readyz(request: Request) -> Response:
-        store_ok = await service.store.ping()
+        store_ok = await store.ping()
         body = {
             "store": "ok" if store_ok else "unreachable",
             "mappings": "loaded",
-            "mapping_groups": len(service.mappings.current.by_group),
-            "mapping_error": service.mappings.last_error,
+            "mapping_groups": len(mappings.current.by_group),
+            "mapping_error": mappings.last_error,
         }
         return JSONResponse(
             {"status": "ready" if store_ok else "not ready", **body}, status_code=200 if store_ok else 503
         )
 
     async def metrics_endpoint(request: Request) -> Response:
-        await service.refresh_gauges()
+        if refresh_gauges is not None:
+            await refresh_gauges()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(

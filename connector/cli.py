@@ -6,28 +6,30 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector.config import Config, YamlError, load_config
 from connector.store import StoreUnavailable, StoreURLError
 
 if TYPE_CHECKING:
-    from connector.mappings import MappingSet
+    from connector.store import Store
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
+T = TypeVar("T")
 
-def _run(coro: Awaitable[Any]) -> Any:
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop where installed: the receive path's throughput depends on it."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)  # type: ignore[arg-type]
+        return runner.run(coro)
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -49,41 +51,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from connector.checks import check_online, summary
     from connector.mappings import load_mappings
 
     config = _load(args)
     mappings = load_mappings(config)
-    destinations = sum(len(d) for d in mappings.by_group.values())
-    print(
-        f"ok: {len(config.targets)} target(s), {len(mappings.by_group)} group(s) mapped to "
-        f"{destinations} destination(s) from {len(mappings.files)} file(s)"
-    )
+    print(summary(config, mappings))
     if not args.online:
         return EXIT_OK
-    problems = _run(_check_online(config, mappings))
+    problems = _run(check_online(config, mappings))
     for target, problem in problems:
         print(f"{config.path}: target {target!r}: {problem}", file=sys.stderr)
     return EXIT_INVALID if problems else EXIT_OK
 
 
-async def _check_online(config: Config, mappings: MappingSet) -> list[tuple[str, str]]:
-    problems = []
-    for name, target in config.targets.items():
-        adapter = target.create()
-        options = [dict(d.options) for ds in mappings.by_group.values() for d in ds if d.target == name]
-        try:
-            await adapter.start()
-            problems.extend((name, p) for p in await adapter.check_online(options))
-        except Exception as exc:  # an operator wants the reason, not a traceback
-            problems.append((name, f"cannot start: {exc}"))
-        finally:
-            await adapter.close()
-    return problems
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     from connector.mappings import load_mappings
     from connector.plain.changes import UnprocessableEvent, parse_event
+    from connector.plan import render_plan
 
     config = _load(args)
     mappings = load_mappings(config)
@@ -95,23 +80,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.event}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
-    print(f"event {event.event_id} ({event.event_type}) at {event.event_time}: {len(event.changes)} change(s)")
-    operations = 0
-    for change in event.changes:
-        action = "add" if change.added else "remove"
-        group = change.group.key or change.group.id
-        dests = mappings.destinations(change.group.id, change.group.key)
-        if not dests:
-            print(f"  {action} {change.customer.id} <{change.customer.email}> group {group}: no mapping, nothing to do")
-        for dest in dests:
-            operations += 1
-            opts = ", ".join(f"{k}={v}" for k, v in dest.options.items()) or "-"
-            print(f"  {dest.target}: {action} {change.customer.email or change.customer.id} ({opts}) for group {group}")
-    print(f"{operations} operation(s); nothing was called")
+    print(render_plan(event, mappings))
     return EXIT_OK
 
 
-def _with_store(args: argparse.Namespace, use: Callable[[Any], Awaitable[int]]) -> int:
+def _with_store(args: argparse.Namespace, use: Callable[[Store], Awaitable[int]]) -> int:
     from connector.store import open_store
 
     config = _load(args)
@@ -130,7 +103,7 @@ def _with_store(args: argparse.Namespace, use: Callable[[Any], Awaitable[int]]) 
 def cmd_status(args: argparse.Namespace) -> int:
     from connector.status_view import render_status
 
-    async def use(store: Any) -> int:
+    async def use(store: Store) -> int:
         report = await store.status()
         print(json.dumps(asdict(report), indent=2) if args.json else render_status(report))
         return EXIT_OK
@@ -141,7 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from connector.status_view import render_dead_letters
 
-    async def use(store: Any) -> int:
+    async def use(store: Store) -> int:
         if args.action == "list":
             letters = await store.dead_letters(args.target, args.limit)
             print(json.dumps([asdict(d) for d in letters], indent=2) if args.json else render_dead_letters(letters))
@@ -160,23 +133,13 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Parse kept unprocessable events again (after an upgrade) and apply those now understood."""
     from connector.mappings import load_mappings
-    from connector.plain.changes import UnprocessableEvent, parse_event
+    from connector.reprocess import reprocess_kept
 
     mappings = load_mappings(_load(args))
 
-    async def use(store: Any) -> int:
-        done = still = 0
-        for key, body in await store.unprocessable_bodies():
-            try:
-                event = parse_event(body)
-            except UnprocessableEvent as exc:
-                still += 1
-                print(f"{key}: still not understood: {exc.reason}")
-                continue
-            result = await store.reprocess(key, event, mappings.routes(event.changes))
-            done += 1
-            print(f"{key}: {result.status} as {event.event_id} ({len(event.changes)} change(s))")
-        print(f"reprocessed {done}, still unprocessable {still}")
+    async def use(store: Store) -> int:
+        async for line in reprocess_kept(store, mappings):
+            print(line)
         return EXIT_OK
 
     return _with_store(args, use)
@@ -186,7 +149,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     """Sign an event file with the configured secret and POST it, as Plain would."""
     import httpx
 
-    from connector.testing.plain import signed_request, with_fresh_attempt
+    from connector.plain.send import post_signed
 
     config = _load(args)
     try:
@@ -194,10 +157,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"{args.event}: cannot read a JSON event: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    body, headers = signed_request(with_fresh_attempt(event), config.plain.signing_secret.get_secret_value())
     url = args.url or f"http://{config.server.host}:{config.server.port}/webhooks/plain"
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=10)
+        response = post_signed(url, event, config.plain.signing_secret.get_secret_value())
     except httpx.HTTPError as exc:
         print(f"cannot reach {url}: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -15,8 +15,10 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 import uvicorn
+from starlette.applications import Starlette
 
 from connector.adapters.base import Adapter
+from connector.app import create_app
 from connector.config import Config
 from connector.delivery.runner import TargetRunner
 from connector.mappings import MappingWatcher, load_mappings
@@ -59,6 +61,12 @@ class Service:
             if runner is not None:
                 runner.wake.set()
 
+    def app(self) -> Starlette:
+        """The HTTP app over this service's store, mappings and metrics."""
+        return create_app(
+            self.config.plain, self.store, self.mappings, self.metrics, self.wake, refresh_gauges=self.refresh_gauges
+        )
+
     def reload_mappings(self) -> bool:
         ok = self.mappings.reload()
         if not ok:
@@ -99,8 +107,6 @@ class Service:
 
     async def run(self) -> None:
         """Serve until a stop signal; return normally after a clean shutdown."""
-        from connector.app import create_app
-
         await self.store.open()
         try:
             released = await self.store.take_over(self.owner)
@@ -113,7 +119,7 @@ class Service:
             await adapter.start()
         server = _Server(
             uvicorn.Config(
-                create_app(self),
+                self.app(),
                 host=self.config.server.host,
                 port=self.config.server.port,
                 log_config=None,

@@ -10,10 +10,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from connector.app import create_app
 from connector.config import load_config
+from connector.mappings import MappingWatcher, load_mappings
+from connector.metrics import Metrics
 from connector.plain.signature import sign
 from connector.service import Service
-from connector.store import StoreUnavailable
+from connector.store import StoreUnavailable, open_store
 from connector.testing.plain import (
     event,
     membership_event,
@@ -51,10 +54,8 @@ class Harness:
         self.service = Service(load_config(write_setup(folder, **setup)))
 
     async def __aenter__(self) -> Harness:
-        from connector.app import create_app
-
         await self.service.store.open()
-        transport = httpx.ASGITransport(app=create_app(self.service))
+        transport = httpx.ASGITransport(app=self.service.app())
         self.client = httpx.AsyncClient(transport=transport, base_url="http://test")
         return self
 
@@ -89,6 +90,29 @@ def test_signed_seed_event_is_stored_and_creates_work(tmp_path: Path) -> None:
         assert report.targets["audit"].backlog == 1
 
     run(scenario())
+
+
+def test_the_app_needs_only_its_parts_and_wakes_the_targets_given_new_work(tmp_path: Path) -> None:
+    config = load_config(write_setup(tmp_path))
+    store = open_store(config.store_url, config.base_dir)
+    woken: list[set[str]] = []
+    mappings = MappingWatcher(config, load_mappings(config))
+    app = create_app(config.plain, store, mappings, Metrics(), lambda targets: woken.append(set(targets)))
+
+    async def scenario() -> list[httpx.Response]:
+        await store.open()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+                body, headers = signed_request(join(), SECRET)
+                sent = [await client.post("/webhooks/plain", content=body, headers=headers) for _ in range(2)]
+                return [*sent, await client.get("/readyz"), await client.get("/metrics")]
+        finally:
+            await store.close()
+
+    first, again, ready, metrics = run(scenario())
+    assert (first.json()["status"], again.json()["status"]) == ("stored", "duplicate")
+    assert woken == [{"audit"}]  # the duplicate created no work, so woke nobody
+    assert ready.json()["mapping_groups"] == 1 and metrics.status_code == 200
 
 
 @pytest.mark.parametrize(

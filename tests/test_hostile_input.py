@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from connector.app import create_app
 from connector.config import load_config
 from connector.plain.signature import sign
 from connector.service import Service
@@ -37,7 +36,7 @@ class Loop:
         self.loop = asyncio.new_event_loop()
         self.service = Service(load_config(write_setup(folder)))
         self.loop.run_until_complete(self.service.store.open())
-        transport = httpx.ASGITransport(app=create_app(self.service))
+        transport = httpx.ASGITransport(app=self.service.app())
         self.client = httpx.AsyncClient(transport=transport, base_url="http://test")
 
     def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:

@@ -120,7 +120,7 @@ class TargetRunner:
             reason = f"target {name!r}, {action} {item.group_key or item.group_id} {item.dest}: {reason}"
             log.warning("dead letter: %s (customer %s %s)", reason, item.customer_id, mask_email(item.email))
             return Finished(item, "dead", reason)
-        if kind == "retry":
+        if due_at is not None:  # only a retry has a due time
             log.info(
                 "target %s: retry %s %s in %.1fs: %s", name, action, item.customer_id, due_at - time.time(), reason
             )

@@ -19,6 +19,9 @@ State, per backend (SQLite's tables in :mod:`connector.store.sqlite.schema`):
 - *outbox*: work, one row per key while desired differs from applied, with a version that
   moves whenever desired moves, and a lease (owner, until) while a runner holds it.
 - *dead letters*: work given up on, kept for an operator to replay.
+- *attempts*: every outcome written back (and every replay or discard of a dead letter),
+  with the CRM's answer, per destination and pair: the history an operator reads. Pruned
+  with the inbox ids by retention (:func:`prune`), never needed for correctness.
 
 The rules:
 
@@ -33,6 +36,12 @@ The rules:
 4. **Only the lease owner writes an outcome back** (:func:`finish_step`); a confirmation
    or skip is recorded as applied state whoever holds the lease, since it is a fact.
 5. **Dead-letter replay** re-queues against desired state as it is now.
+6. **History is written with the outcome**: :func:`finish` records one attempt per result
+   in the same transaction, whoever holds the lease (the CRM answered either way).
+7. **Retention only forgets what correctness does not need**: inbox ids older than the
+   dedup window (a later redelivery is then re-applied, harmless since newest wins),
+   attempts, dead letters and unprocessable bodies past their windows; never desired or
+   applied state, never work. Each prune is one short transaction of at most ``limit`` rows.
 
 Concurrency: each ``Store`` call is one transaction. The functions here read, decide and
 write the state of one (customer, group) after :meth:`Tx.lock_pair`; a backend whose
@@ -49,7 +58,19 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo, MembershipChange, ParsedEvent
-from connector.store.base import AcceptResult, Finished, Route, StatusReport, TargetStatus
+from connector.store.base import (
+    AcceptResult,
+    Attempt,
+    AttemptKind,
+    CustomerHistory,
+    Finished,
+    PairHistory,
+    PruneKind,
+    RecentEvent,
+    Route,
+    StatusReport,
+    TargetStatus,
+)
 
 #: (event time, event id): the order of facts
 Stamp = tuple[str, str]
@@ -149,6 +170,42 @@ class Tx(Protocol):
         """Per target and non-``assumed`` note: count and newest applied_at."""
 
     def recent_unprocessable(self, limit: int) -> list[dict[str, object]]: ...
+
+    # -- history and retention ------------------------------------------------------------
+
+    def record_attempt(
+        self, key: WorkKey, desired: bool, event_id: str, kind: AttemptKind, attempt: int, reason: str | None,
+        now: float,
+    ) -> None: ...  # fmt: skip
+    def find_customers(self, query: str, limit: int) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(id, email, external id, full name) of customers matching by id, email (any case) or external id."""
+
+    def customer_memberships(self, customer_id: str) -> list[tuple[str, bool]]: ...
+    def customer_applied(self, customer_id: str) -> list[tuple[WorkKey, bool, str, str | None, float | None]]:
+        """(key, member, note, detail, applied_at) of every destination of the customer."""
+
+    def customer_work(self, customer_id: str) -> list[tuple[WorkKey, int, str | None]]:
+        """(key, attempts, last error) of the customer's outbox rows."""
+
+    def customer_dead_letters(self, customer_id: str) -> list[WorkKey]: ...
+    def customer_attempts(self, customer_id: str, limit: int) -> list[tuple[WorkKey, Attempt]]:
+        """Newest first."""
+
+    def group_labels(self, group_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """group id -> (key, name)."""
+
+    def recent_inbox(self, limit: int) -> list[tuple[str, str | None, float, str, str | None]]:
+        """(event id, type, received_at, status, reason), newest first."""
+
+    def event_attempts(self, event_ids: Sequence[str]) -> list[tuple[str, str, AttemptKind]]:
+        """(event id, target, kind) of those events' attempts, oldest first."""
+
+    def event_work(self, event_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(event id, target) of outbox rows those events last moved."""
+
+    def prune_rows(self, kind: PruneKind, before: float, limit: int) -> int: ...
+    def oldest_rows(self) -> dict[str, float | None]:
+        """Per :data:`PruneKind`, the epoch seconds of the oldest row kept."""
 
 
 def move_membership(current: Membership | None, added: bool, stamp: Stamp) -> tuple[Membership | None, bool]:
@@ -277,6 +334,7 @@ def finish(tx: Tx, result: Finished, now: float) -> None:
         note: AppliedNote = "confirmed" if result.kind == "done" else "not_in_crm"
         tx.record_applied(key, item.desired, note, result.reason, now)
     step = finish_step(result, tx.work_row(item.id))
+    tx.record_attempt(key, item.desired, item.event_id, result.kind, item.attempts + 1, result.reason, now)
     if step == "requeue":
         tx.requeue_work(item.id, now)
     elif step == "retry":
@@ -296,9 +354,30 @@ def replay_dead_letters(tx: Tx, ids: Sequence[int] | None, target: str | None, n
         tx.delete_dead_letter(letter_id)
         tx.lock_pair(key.customer_id, key.group_id)
         state = tx.membership(key.customer_id, key.group_id)
+        wanted = state.member if state is not None else False
+        tx.record_attempt(key, wanted, state.stamp[1] if state else "", "replayed", 0, "replayed by an operator", now)
         if state is not None:
             requeued += reconcile(tx, key, state.member, not state.member, state.stamp[1], now)
     return requeued
+
+
+def discard_dead_letters(tx: Tx, ids: Sequence[int], now: float) -> int:
+    """Forget dead letters; the attempt history keeps that an operator did."""
+    if not ids:
+        return 0
+    discarded = 0
+    for letter_id, key in tx.dead_letter_keys(ids, None):
+        tx.delete_dead_letter(letter_id)
+        state = tx.membership(key.customer_id, key.group_id)
+        wanted = state.member if state is not None else False
+        tx.record_attempt(key, wanted, "", "discarded", 0, "discarded by an operator", now)
+        discarded += 1
+    return discarded
+
+
+def prune(tx: Tx, kind: PruneKind, before: float, limit: int) -> int:
+    """Rule 7: one batch of at most ``limit`` rows of ``kind`` older than ``before``."""
+    return tx.prune_rows(kind, before, max(1, limit))
 
 
 def read_status(tx: Tx, now: float) -> StatusReport:
@@ -320,4 +399,5 @@ def read_status(tx: Tx, now: float) -> StatusReport:
         if last and (entry.last_applied_at is None or last > entry.last_applied_at):
             entry.last_applied_at = last
     report.unprocessable = tx.recent_unprocessable(20)
+    report.storage = {"size_bytes": None, "oldest": tx.oldest_rows()}
     return report

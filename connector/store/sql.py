@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import DeadLetter, WorkItem
 from connector.store.core import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
+from connector.store.sql_history import HistorySql
 
 _KEY = "target = ? AND dest = ? AND customer_id = ? AND group_id = ?"
 
@@ -56,8 +57,9 @@ def _newer(table: str) -> str:
     return f"(excluded.event_time, excluded.event_id) > ({table}.event_time, {table}.event_id)"
 
 
-class SqlTx:
-    """The storage primitives over one DB-API connection inside an open transaction."""
+class SqlTx(HistorySql):
+    """The storage primitives over one DB-API connection inside an open transaction
+    (history and retention ones in :class:`~connector.store.sql_history.HistorySql`)."""
 
     #: the driver's positional placeholder (``%s`` for psycopg)
     placeholder = "?"

@@ -1,7 +1,9 @@
 """SQLite tables. Desired state, per-target applied state, and the work between them."""
 
-#: bumped with every change to the tables; a store written by a newer release is refused
-SCHEMA_VERSION = 1
+#: bumped with every change to the tables; a store written by a newer release is refused.
+#: 2: attempts (history) and retention's indexes; only new tables and indexes, so an
+#: older file gains them from the CREATE ... IF NOT EXISTS below when it is opened.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -14,6 +16,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     body        BLOB                    -- kept only for unprocessable events
 );
 CREATE INDEX IF NOT EXISTS inbox_unprocessable ON inbox(received_at) WHERE status = 'unprocessable';
+CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received_at);
 
 CREATE TABLE IF NOT EXISTS customers (
     customer_id TEXT PRIMARY KEY,
@@ -93,4 +96,25 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason      TEXT NOT NULL,
     failed_at   REAL NOT NULL
 );
+
+-- History: one row per outcome written back, or per operator action on a dead letter
+-- (attempt 0); reason is the CRM's answer. Pruned by retention.history_days.
+CREATE TABLE IF NOT EXISTS attempts (
+    id          INTEGER PRIMARY KEY,
+    target      TEXT NOT NULL,
+    dest        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    group_id    TEXT NOT NULL,
+    desired     INTEGER NOT NULL,
+    event_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,          -- done | skipped | retry | dead | replayed | discarded
+    attempt     INTEGER NOT NULL,
+    reason      TEXT,
+    at          REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_customer ON attempts(customer_id, at);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts(event_id);
+CREATE INDEX IF NOT EXISTS attempts_at ON attempts(at);
+CREATE INDEX IF NOT EXISTS dead_letters_failed ON dead_letters(failed_at);
+CREATE INDEX IF NOT EXISTS dead_letters_customer ON dead_letters(customer_id);
 """

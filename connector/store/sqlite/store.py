@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from connector.plain.changes import ParsedEvent
-from connector.store import core
+from connector.store import core, history
 from connector.store.base import (
     AcceptResult,
+    CustomerHistory,
     DeadLetter,
     Finished,
+    PruneKind,
+    RecentEvent,
     Route,
     StatusReport,
     Store,
@@ -131,10 +134,34 @@ class SQLiteStore(Store):
         return await self._tx(lambda tx: tx.next_due(target, time.time()))
 
     async def status(self) -> StatusReport:
-        return await self._tx(lambda tx: core.read_status(tx, time.time()))
+        report = await self._tx(lambda tx: core.read_status(tx, time.time()))
+        report.storage["size_bytes"] = await self.storage_bytes()
+        return report
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._tx(lambda tx: tx.dead_letters(target, limit))
 
     async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
         return await self._tx(lambda tx: core.replay_dead_letters(tx, ids, target, time.time()))
+
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        return await self._tx(lambda tx: core.discard_dead_letters(tx, ids, time.time()))
+
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        return await self._tx(lambda tx: history.customer_history(tx, query, limit))
+
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        return await self._tx(lambda tx: history.recent_events(tx, limit))
+
+    async def prune(self, kind: PruneKind, before: float, limit: int) -> int:
+        return await self._tx(lambda tx: core.prune(tx, kind, before, limit))
+
+    async def storage_bytes(self) -> int | None:
+        """The file plus its write-ahead log: what the disk holds."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+            except FileNotFoundError:
+                pass
+        return total

@@ -106,8 +106,7 @@ class HistorySql:
 
     def event_attempts(self, event_ids: Sequence[str]) -> list[tuple[str, str, AttemptKind]]:
         rows = self.run(
-            f"SELECT event_id, target, kind FROM attempts WHERE event_id IN ({_marks(len(event_ids))})"
-            " ORDER BY at, id",
+            f"SELECT event_id, target, kind FROM attempts WHERE event_id IN ({_marks(len(event_ids))}) ORDER BY at, id",
             tuple(event_ids),
         ).fetchall()
         return [(r[0], r[1], cast(AttemptKind, r[2])) for r in rows]

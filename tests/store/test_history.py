@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_retention_prunes_old_ids_in_batches_and_keeps_new_ones_duplicate(store:
         items = await claim(s)
         await s.finish([Finished(i, "done") for i in items])
         cutoff = time.time() + 0.001
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
         recent = event("pEv_new", "2026-01-01T00:00:02Z", [ENT], [], customer="c_0")
         await accept(s, recent)
         batches = [await s.prune("inbox", cutoff, 2) for _ in range(4)]

@@ -18,6 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from connector.adapters.base import Adapter
+from connector.adapters.http import HttpAdapter
 from connector.app import create_app
 from connector.config import Config
 from connector.delivery.runner import TargetRunner
@@ -47,6 +48,9 @@ class Service:
         self.store = store or open_store(config.store_url, config.base_dir)
         self.mappings = MappingWatcher(config, load_mappings(config))
         self.adapters: dict[str, Adapter] = {name: t.create() for name, t in config.targets.items()}
+        for adapter in self.adapters.values():
+            if isinstance(adapter, HttpAdapter):
+                adapter.observer = self.metrics
         self.owner = f"serve-{uuid.uuid4().hex[:12]}"
         self.runners = {
             name: TargetRunner(self.store, adapter, config.delivery, self.metrics, f"{self.owner}:{name}")
@@ -63,14 +67,16 @@ class Service:
 
     def app(self) -> Starlette:
         """The HTTP app over this service's store, mappings and metrics."""
+        token = self.config.server.admin_token
         return create_app(
-            self.config.plain, self.store, self.mappings, self.metrics, self.wake, refresh_gauges=self.refresh_gauges
-        )
+            self.config.plain, self.store, self.mappings, self.metrics, self.wake, refresh_gauges=self.refresh_gauges,
+            admin_token=token.get_secret_value() if token is not None else None, targets=sorted(self.adapters),
+        )  # fmt: skip
 
     def reload_mappings(self) -> bool:
         ok = self.mappings.reload()
         if not ok:
-            self.metrics.mapping_reload_errors.inc()
+            self.metrics.mapping_reload_failures.inc()
         return ok
 
     async def refresh_gauges(self) -> None:
@@ -81,7 +87,10 @@ class Service:
         for name in self.adapters:
             info = report.targets.get(name) or TargetStatus()
             self.metrics.backlog.labels(name).set(info.backlog)
+            self.metrics.oldest_pending.labels(name).set(info.oldest_due_seconds)
             self.metrics.dead_letters.labels(name).set(info.dead_letters)
+        if report.storage.get("size_bytes") is not None:
+            self.metrics.store_bytes.set(report.storage["size_bytes"])
 
     async def _watch_mappings(self) -> None:
         while not self.stopping.is_set():

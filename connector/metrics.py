@@ -72,5 +72,13 @@ class Metrics:
             self.rate_limited.labels(target).inc()
 
     def rate_limit_wait(self, target: str, seconds: float) -> None:
-        if seconds > 0:
-            self.limiter_wait.labels(target).inc(seconds)
+        self.limiter_wait.labels(target).inc(max(0.0, seconds))
+
+    def names(self) -> set[str]:
+        """Every sample name this registry can expose (``_total``, ``_bucket``… included)."""
+        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                    "gauge": ("",)}  # fmt: skip
+        found: set[str] = set()
+        for family in self.registry.collect():
+            found.update(family.name + s for s in suffixes.get(family.type, ("",)))
+        return found

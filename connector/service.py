@@ -24,6 +24,7 @@ from connector.config import Config
 from connector.delivery.runner import TargetRunner
 from connector.mappings import MappingWatcher, load_mappings
 from connector.metrics import Metrics
+from connector.retention import run_retention
 from connector.store import Store, TargetStatus, open_store
 
 log = logging.getLogger("connector.service")
@@ -142,11 +143,14 @@ class Service:
         self._install_signals(server)
         delivery = [asyncio.create_task(r.run(self.stopping), name=f"deliver:{n}") for n, r in self.runners.items()]
         watcher = asyncio.create_task(self._watch_mappings(), name="mappings")
+        retention = asyncio.create_task(
+            run_retention(self.store, self.config.retention, self.stopping, self.metrics), name="retention"
+        )
         try:
             await server.serve()
         finally:
             self.stopping.set()
-            await self._drain([*delivery, watcher])
+            await self._drain([*delivery, watcher, retention])
             for adapter in self.adapters.values():
                 with contextlib.suppress(Exception):
                     await adapter.close()

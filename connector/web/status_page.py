@@ -138,7 +138,7 @@ def _storage(report: StatusReport) -> str:
     oldest: Mapping[str, Any] = report.storage.get("oldest") or {}
     shown = f"{size / 1_048_576:.1f} MiB" if isinstance(size, int | float) else "unknown"
     inbox = ", ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(report.inbox.items())) or "none yet"
-    rows = [cells(esc(kind.replace("_", " ")), when(at)) for kind, at in sorted(oldest.items())]
+    rows = [cells(esc(kind.replace("_", " ")), when(at) if at else "none kept") for kind, at in sorted(oldest.items())]
     return f"<p>Size {esc(shown)}. Events kept: {inbox}.</p>" + table(("oldest row kept", "at"), rows, "")
 
 

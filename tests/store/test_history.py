@@ -149,3 +149,27 @@ def test_a_version_1_file_gains_the_history_table(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     assert conn.execute("SELECT count(*) FROM attempts").fetchone()[0] == 0
+
+
+def test_the_background_pass_prunes_every_kind_past_its_window_in_batches(store: NewStore) -> None:
+    from connector.config import RetentionSection
+    from connector.metrics import Metrics
+    from connector.retention import prune_once
+
+    async def scenario() -> tuple[dict[str, int], dict[str, int]]:
+        s = store()
+        await s.open()
+        for i in range(7):
+            await accept(s, event(f"pEv_{i}", "2026-01-01T00:00:01Z", [], [ENT], customer=f"c_{i}"))
+        await s.finish([Finished(i, "done") for i in await claim(s)])
+        await s.accept_unprocessable(b"{}", "odd", "pEv_odd", None)
+        kept = await prune_once(s, RetentionSection())  # defaults: days, so nothing is old enough
+        await asyncio.sleep(0.05)
+        tiny = RetentionSection(inbox_days=0.01 / 86400, history_days=0.01 / 86400, prune_batch=3)
+        pruned = await prune_once(s, tiny, Metrics())
+        await s.close()
+        return kept, pruned
+
+    kept, pruned = run(scenario())
+    assert kept == {"inbox": 0, "attempts": 0}
+    assert pruned == {"inbox": 7, "attempts": 7}  # unprocessable bodies: kept until configured

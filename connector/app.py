@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,11 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from connector.config import PlainSection
+from connector.logs import log_context
 from connector.mappings import MappingSet
 from connector.metrics import Metrics
-from connector.plain.changes import UnprocessableEvent, parse_event
+from connector.plain.changes import ParsedEvent, UnprocessableEvent, parse_event
 from connector.plain.signature import is_fresh, replay_time, verify
 from connector.store.base import Store, StoreUnavailable
+from connector.web import Access, operator_routes
 
 log = logging.getLogger("connector.receiver")
 
@@ -73,13 +75,17 @@ def create_app(
     wake: Callable[[Iterable[str]], None],
     *,
     refresh_gauges: Callable[[], Awaitable[None]] | None = None,
+    admin_token: str | None = None,
+    targets: Sequence[str] = (),
 ) -> Starlette:
     """The ASGI app, built from what it uses: no service object, so no import of the service.
 
     ``wake`` is told which targets got new work; ``refresh_gauges`` runs before each scrape
-    of ``/metrics``.
+    of ``/metrics``. ``admin_token`` guards ``/status*`` and ``/metrics`` (see
+    :mod:`connector.web.access`); ``targets`` are the configured names the page lists.
     """
     secret = plain.signing_secret.get_secret_value()
+    access = Access(admin_token)
 
     async def webhook(request: Request) -> Response:
         started = time.perf_counter()
@@ -105,6 +111,7 @@ def create_app(
             return _answer(400, "client disconnected")
         if not verify(body, request.headers.get("plain-request-signature"), secret):
             metrics.webhooks.labels("bad_signature").inc()
+            metrics.signature_failures.inc()
             return _answer(401, "invalid signature")
         now = datetime.now(UTC)
         try:
@@ -118,10 +125,16 @@ def create_app(
         if not is_fresh(replay_time(event.attempt_time, request.headers), now, plain.replay_tolerance_seconds):
             metrics.webhooks.labels("stale").inc()
             return _answer(401, "attempt timestamp missing or outside the replay window")
+        with log_context(event_id=event.event_id):
+            return await _store_event(event)
+
+    async def _store_event(event: ParsedEvent) -> Response:
         live = mappings.current
         routes = live.routes(event.changes)
+        started = time.perf_counter()
         try:
             result = await store.accept(event, routes, live.policy)
+            metrics.store_commit_seconds.labels("accept").observe(time.perf_counter() - started)
         except StoreUnavailable as exc:
             log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
             metrics.webhooks.labels("store_unavailable").inc()
@@ -168,6 +181,7 @@ def create_app(
             HttpRoute("/webhooks/plain", webhook, methods=["POST"]),
             HttpRoute("/healthz", healthz, methods=["GET"]),
             HttpRoute("/readyz", readyz, methods=["GET"]),
-            HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
+            HttpRoute("/metrics", access.guard(metrics_endpoint), methods=["GET"]),
+            *operator_routes(store, mappings, access, targets),
         ]
     )

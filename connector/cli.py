@@ -137,6 +137,19 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return _with_store(args, use)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from connector.history_view import history_json, render_history
+
+    query = args.customer or args.email
+
+    async def use(store: Store) -> int:
+        found = await store.customer_history(query)
+        print(json.dumps(history_json(found), indent=2) if args.json else render_history(query, found))
+        return EXIT_OK if found else EXIT_INVALID
+
+    return _with_store(args, use)
+
+
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Parse kept unprocessable events again (after an upgrade) and apply those now understood."""
     from connector.mappings import load_mappings
@@ -222,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--all", action="store_true", help="replay every dead letter")
     dl.add_argument("--limit", type=int, default=100)
     dl.add_argument("--json", action="store_true")
+    history = command("history", cmd_history, "one customer's desired and applied state and every attempt kept")
+    who = history.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", help="Plain customer id (or external id)")
+    who.add_argument("--email")
+    history.add_argument("--json", action="store_true")
     command("reprocess", cmd_reprocess, "parse kept unprocessable events again and apply them")
     send = command("send", cmd_send, "sign an event JSON file and POST it to the running service")
     send.add_argument("event")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -160,6 +161,11 @@ class MappingWatcher:
         self._config = config
         self.current = initial
         self.last_error: str | None = None
+        #: epoch seconds the live set was loaded; the last refused reload (kept after a
+        #: later good one, for the status page) and when it happened
+        self.loaded_at = time.time()
+        self.last_refused: str | None = None
+        self.refused_at: float | None = None
         self._stamp = self._read_stamp()
 
     def _read_stamp(self) -> tuple[tuple[str, int, int], ...]:
@@ -179,10 +185,12 @@ class MappingWatcher:
             fresh = load_mappings(self._config)
         except YamlError as exc:
             self.last_error = str(exc)
+            self.last_refused, self.refused_at = self.last_error, time.time()
             log.error("mapping reload refused, previous mappings stay active: %s", exc)
             return False
         self.current = fresh
         self.last_error = None
+        self.loaded_at = time.time()
         log.info("mappings reloaded: %d group(s) from %d file(s)", len(fresh.by_group), len(fresh.files))
         return True
 

@@ -9,7 +9,7 @@ from connector.redact import mask_email
 from connector.store.base import DeadLetter, StatusReport
 
 
-def _when(epoch: float | None) -> str:
+def when(epoch: float | None) -> str:
     if not epoch:
         return "never"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
@@ -33,7 +33,7 @@ def render_status(report: StatusReport) -> str:
         )
         lines.append(
             f"  applied {t.applied}, not in CRM {t.not_in_crm}, dead letters {t.dead_letters},"
-            f" last applied {_when(t.last_applied_at)}"
+            f" last applied {when(t.last_applied_at)}"
         )
         if t.last_error:
             lines.append(f"  last error: {t.last_error}")
@@ -44,7 +44,7 @@ def render_status(report: StatusReport) -> str:
     if report.unprocessable:
         lines += ["", f"unprocessable events (newest {len(report.unprocessable)}):"]
         for u in report.unprocessable:
-            lines.append(f"  {u['event_id']} {u['event_type'] or '?'} at {_when(u['received_at'])}: {u['reason']}")
+            lines.append(f"  {u['event_id']} {u['event_type'] or '?'} at {when(u['received_at'])}: {u['reason']}")
     return "\n".join(lines)
 
 
@@ -54,7 +54,7 @@ def render_dead_letters(letters: Sequence[DeadLetter]) -> str:
     lines = []
     for d in letters:
         lines.append(
-            f"#{d.id} {_when(d.failed_at)} target {d.target} {d.action} {d.customer_id}"
+            f"#{d.id} {when(d.failed_at)} target {d.target} {d.action} {d.customer_id}"
             f" <{mask_email(d.email)}> group {d.group_key or d.group_id} {d.dest}"
             f" after {d.attempts} attempt(s), event {d.event_id}"
         )

@@ -23,7 +23,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Protocol, final
 
 import httpx
 from pydantic import SecretStr
@@ -40,6 +40,22 @@ from connector.redact import redact
 __all__ = ["CrmError", "HttpAdapter", "HttpTargetConfig", "join_url", "json_body", "json_object", "shorten"]
 
 logger = logging.getLogger(__name__)
+
+
+class CallObserver(Protocol):
+    """Told about every CRM call (the service's :class:`~connector.metrics.Metrics`)."""
+
+    def crm_response(self, target: str, status: int | None) -> None: ...
+    def rate_limit_wait(self, target: str, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def crm_response(self, target: str, status: int | None) -> None:
+        pass
+
+    def rate_limit_wait(self, target: str, seconds: float) -> None:
+        pass
+
 
 _MESSAGE_LIMIT = 300
 _SECRET_FIELD = re.compile(r"token|secret|password|api_?key", re.IGNORECASE)
@@ -108,6 +124,8 @@ class HttpAdapter(Adapter):
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
         self._limiter: RateLimiter | None = None
+        #: set by the service to count calls, statuses, 429s and limiter waits
+        self.observer: CallObserver = _Unobserved()
 
     # vendor hooks ------------------------------------------------------------------
 
@@ -264,13 +282,17 @@ class HttpAdapter(Adapter):
         deadline: float,
         kwargs: dict[str, Any],
     ) -> httpx.Response:
+        asked = time.monotonic()
         try:
             async with self.limiter.slot(max_pause=max(0.0, deadline - self.limiter.now())):
+                self.observer.rate_limit_wait(self.name, time.monotonic() - asked)
                 response = await self.client.request(method, self.url(path), **kwargs)
         except Throttled as throttled:
             raise _Transient(None, "target paused by an earlier rate limit", throttled.retry_after) from None
         except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
+            self.observer.crm_response(self.name, None)
             raise _Transient(None, f"{type(exc).__name__}: {exc}".rstrip(": "), None) from exc
+        self.observer.crm_response(self.name, response.status_code)
         if response.is_success or response.status_code in accept:
             return response
         if self.is_transient(response):

@@ -199,6 +199,79 @@ class StatusReport:
     unprocessable: list[dict[str, Any]] = field(default_factory=list)
     #: groups Plain deleted: id, last known key and name, when
     deleted_groups: list[dict[str, Any]] = field(default_factory=list)
+    #: size of the store (``size_bytes``, None where unknown) and, per kind of kept row,
+    #: the epoch seconds of the oldest one (``oldest``): what retention keeps
+    storage: dict[str, Any] = field(default_factory=dict)
+
+
+#: what an attempt row records: a runner's outcome, or an operator's action on a dead letter
+AttemptKind = Literal["done", "skipped", "retry", "dead", "replayed", "discarded"]
+#: rows retention prunes: inbox ids, attempt history, kept unprocessable bodies, dead letters
+PruneKind = Literal["inbox", "attempts", "unprocessable", "dead_letters"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at one destination, with the CRM's answer (``reason``), kept for history."""
+
+    at: float
+    target: str
+    dest: str
+    group_id: str
+    action: str
+    kind: AttemptKind
+    #: 1 for the first try of this change; 0 for an operator's action
+    attempt: int
+    reason: str | None
+    event_id: str
+
+
+@dataclass(slots=True)
+class PairHistory:
+    """One (group, target, destination) of a customer: wanted, believed applied, and the tries."""
+
+    target: str
+    dest: str
+    group_id: str
+    group_key: str | None = None
+    group_name: str | None = None
+    #: desired membership (None: no event seen for the pair)
+    desired: bool | None = None
+    #: what the CRM is believed to have, and how we know (assumed, confirmed, not_in_crm)
+    applied: bool | None = None
+    applied_note: str | None = None
+    applied_at: float | None = None
+    applied_detail: str | None = None
+    #: work waiting: attempts so far and the last error
+    pending: bool = False
+    pending_attempts: int = 0
+    pending_error: str | None = None
+    dead_letters: int = 0
+    #: newest first
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CustomerHistory:
+    customer_id: str
+    email: str | None = None
+    external_id: str | None = None
+    full_name: str | None = None
+    #: desired state of groups no mapping routes anywhere (no pair to show them under)
+    memberships: dict[str, bool] = field(default_factory=dict)
+    pairs: list[PairHistory] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvent:
+    """An inbox row and, per target, where its changes stand (newest attempt, or pending)."""
+
+    event_id: str
+    event_type: str | None
+    received_at: float
+    status: str
+    reason: str | None
+    outcomes: dict[str, str] = field(default_factory=dict)
 
 
 class Store(abc.ABC):
@@ -301,3 +374,25 @@ class Store(abc.ABC):
         vendor's limit (see :mod:`connector.store.postgres.ratelimit`); a store one
         process serves leaves the in-process limiter as it is.
         """
+
+    @abc.abstractmethod
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """Drop dead letters an operator gave up on (kept in the attempt history); how many."""
+
+    @abc.abstractmethod
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        """Customers whose Plain id, email (any case) or external id is ``query``, each with
+        desired and applied state and the attempts kept per (group, target)."""
+
+    @abc.abstractmethod
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        """The newest inbox rows, each with its per-target outcome."""
+
+    @abc.abstractmethod
+    async def prune(self, kind: PruneKind, before: float, limit: int) -> int:
+        """Delete up to ``limit`` rows of ``kind`` older than ``before`` (epoch seconds), in
+        one short transaction; returns how many. Callers loop while it returns ``limit``."""
+
+    @abc.abstractmethod
+    async def storage_bytes(self) -> int | None:
+        """The store's size on disk, or None where the backend cannot tell."""

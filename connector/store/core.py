@@ -22,6 +22,9 @@ State, per backend (SQLite's tables in :mod:`connector.store.sqlite.schema`):
   whose ``contact`` is set is not that: it is a removal addressed to an email the customer
   used to have (its key's applied state is the customer's current contact's).
 - *dead letters*: work given up on, kept for an operator to replay (with its ``contact``).
+- *attempts*: every outcome written back (and every replay or discard of a dead letter),
+  with the CRM's answer, per destination and pair: the history an operator reads. Pruned
+  with the inbox ids by retention (:func:`prune`), never needed for correctness.
 
 The rules:
 
@@ -39,6 +42,12 @@ The rules:
    customer or group wants no adds).
 6. **Lifecycle** (email changes, customer and group deletions, keys a group used to have):
    the rules in :mod:`connector.store.lifecycle`, driven by a :class:`~connector.store.base.Policy`.
+7. **History is written with the outcome**: :func:`finish` records one attempt per result
+   in the same transaction, whoever holds the lease (the CRM answered either way).
+8. **Retention only forgets what correctness does not need**: inbox ids older than the
+   dedup window (a later redelivery is then re-applied, harmless since newest wins),
+   attempts, dead letters and unprocessable bodies past their windows; never desired or
+   applied state, never work. Each prune is one short transaction of at most ``limit`` rows.
 
 Concurrency: each ``Store`` call is one transaction. The functions here read, decide and
 write the state of one (customer, group) after :meth:`Tx.lock_pair`; a backend whose
@@ -55,7 +64,16 @@ from dataclasses import replace
 
 from connector.plain.changes import MembershipChange, ParsedEvent
 from connector.store import lifecycle
-from connector.store.base import DEFAULT_POLICY, AcceptResult, Finished, Policy, Route, StatusReport, TargetStatus
+from connector.store.base import (
+    DEFAULT_POLICY,
+    AcceptResult,
+    Finished,
+    Policy,
+    PruneKind,
+    Route,
+    StatusReport,
+    TargetStatus,
+)
 from connector.store.tx import (
     AppliedNote,
     FinishStep,
@@ -195,6 +213,7 @@ def finish(tx: Tx, result: Finished, now: float) -> None:
         note: AppliedNote = "confirmed" if result.kind == "done" else "not_in_crm"
         tx.record_applied(key, item.desired, note, result.reason, now)
     step = finish_step(result, tx.work_row(item.id))
+    tx.record_attempt(key, item.desired, item.event_id, result.kind, item.attempts + 1, result.reason, now)
     if moved_away and step == "delete":
         step = "requeue"
     if step == "requeue":
@@ -220,10 +239,31 @@ def replay_dead_letters(tx: Tx, ids: Sequence[int] | None, target: str | None, n
             requeued += lifecycle.requeue_old_contact(tx, key, contact, now)
             continue
         state = tx.membership(key.customer_id, key.group_id)
+        wanted = state.member if state is not None else False
+        tx.record_attempt(key, wanted, state.stamp[1] if state else "", "replayed", 0, "replayed by an operator", now)
         if state is not None:
             desired = state.member and not lifecycle.deleted_either(tx, key)
             requeued += reconcile(tx, key, desired, not state.member, state.stamp[1], now)
     return requeued
+
+
+def discard_dead_letters(tx: Tx, ids: Sequence[int], now: float) -> int:
+    """Forget dead letters; the attempt history keeps that an operator did."""
+    if not ids:
+        return 0
+    discarded = 0
+    for letter_id, key, _contact in tx.dead_letter_keys(ids, None):
+        tx.delete_dead_letter(letter_id)
+        state = tx.membership(key.customer_id, key.group_id)
+        wanted = state.member if state is not None else False
+        tx.record_attempt(key, wanted, "", "discarded", 0, "discarded by an operator", now)
+        discarded += 1
+    return discarded
+
+
+def prune(tx: Tx, kind: PruneKind, before: float, limit: int) -> int:
+    """Rule 8: one batch of at most ``limit`` rows of ``kind`` older than ``before``."""
+    return tx.prune_rows(kind, before, max(1, limit))
 
 
 def read_status(tx: Tx, now: float) -> StatusReport:
@@ -246,4 +286,5 @@ def read_status(tx: Tx, now: float) -> StatusReport:
             entry.last_applied_at = last
     report.unprocessable = tx.recent_unprocessable(20)
     report.deleted_groups = tx.deleted_groups()
+    report.storage = {"size_bytes": None, "oldest": tx.oldest_rows()}
     return report

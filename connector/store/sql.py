@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import DeadLetter, WorkItem
+from connector.store.sql_history import HistorySql
 from connector.store.sql_lifecycle import CURRENT, KEY, LifecycleSql, newer, wkey
 from connector.store.tx import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
 
@@ -55,8 +56,10 @@ def _restyle(sql: str, placeholder: str) -> str:
     return sql.replace("?", placeholder)
 
 
-class SqlTx(LifecycleSql):
-    """The storage primitives over one DB-API connection inside an open transaction."""
+class SqlTx(LifecycleSql, HistorySql):
+    """The storage primitives over one DB-API connection inside an open transaction
+    (lifecycle ones in :class:`~connector.store.sql_lifecycle.LifecycleSql`, history and
+    retention ones in :class:`~connector.store.sql_history.HistorySql`)."""
 
     #: the driver's positional placeholder (``%s`` for psycopg)
     placeholder = "?"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo
-from connector.store.base import Finished, GroupKey
+from connector.store.base import Attempt, AttemptKind, Finished, GroupKey, PruneKind
 
 #: (event time, event id): the order of facts
 Stamp = tuple[str, str]
@@ -157,6 +157,42 @@ class Tx(Protocol):
         """Per target and non-``assumed`` note: count and newest applied_at."""
 
     def recent_unprocessable(self, limit: int) -> list[dict[str, object]]: ...
+
+    # -- history and retention ------------------------------------------------------------
+
+    def record_attempt(
+        self, key: WorkKey, desired: bool, event_id: str, kind: AttemptKind, attempt: int, reason: str | None,
+        now: float,
+    ) -> None: ...  # fmt: skip
+    def find_customers(self, query: str, limit: int) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(id, email, external id, full name) of customers matching by id, email (any case) or external id."""
+
+    def customer_memberships(self, customer_id: str) -> list[tuple[str, bool]]: ...
+    def customer_applied(self, customer_id: str) -> list[tuple[WorkKey, bool, str, str | None, float | None]]:
+        """(key, member, note, detail, applied_at) of every destination of the customer."""
+
+    def customer_work(self, customer_id: str) -> list[tuple[WorkKey, int, str | None]]:
+        """(key, attempts, last error) of the customer's outbox rows."""
+
+    def customer_dead_letters(self, customer_id: str) -> list[WorkKey]: ...
+    def customer_attempts(self, customer_id: str, limit: int) -> list[tuple[WorkKey, Attempt]]:
+        """Newest first."""
+
+    def group_labels(self, group_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """group id -> (key, name)."""
+
+    def recent_inbox(self, limit: int) -> list[tuple[str, str | None, float, str, str | None]]:
+        """(event id, type, received_at, status, reason), newest first."""
+
+    def event_attempts(self, event_ids: Sequence[str]) -> list[tuple[str, str, AttemptKind]]:
+        """(event id, target, kind) of those events' attempts, oldest first."""
+
+    def event_work(self, event_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(event id, target) of outbox rows those events last moved."""
+
+    def prune_rows(self, kind: PruneKind, before: float, limit: int) -> int: ...
+    def oldest_rows(self) -> dict[str, float | None]:
+        """Per :data:`PruneKind`, the epoch seconds of the oldest row kept."""
 
 
 def reconcile(tx: Tx, key: WorkKey, desired: bool, prior: bool, event_id: str, now: float) -> int:

@@ -50,6 +50,7 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
     from connector.store import StoreUnavailable
+    from connector.store.sqlite.schema import SCHEMA_VERSION
 
     conn = sqlite3.connect(tmp_path / "t.db")
     conn.execute("PRAGMA user_version = 999")
@@ -63,8 +64,6 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
             return str(exc)
         await s.close()
         return "opened"
-
-    from connector.store.sqlite.schema import SCHEMA_VERSION
 
     assert f"newer plain-crm-sync (schema 999 > {SCHEMA_VERSION})" in run(scenario())
 

@@ -167,10 +167,36 @@ INSERT INTO group_keys (group_key, group_id, event_time, event_id)
     WHERE group_key IS NOT NULL ORDER BY group_key, event_time DESC, event_id DESC;
 """
 
+_V4 = """
+-- History (as SQLite's schema 3): one row per outcome written back, or per operator action
+-- on a dead letter (attempt 0); reason is the CRM's answer. Pruned by retention.history_days,
+-- as the inbox and dead letters are by theirs: hence the indexes on their times.
+CREATE TABLE attempts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target      text NOT NULL,
+    dest        text NOT NULL,
+    customer_id text NOT NULL,
+    group_id    text NOT NULL,
+    desired     smallint NOT NULL,
+    event_id    text NOT NULL,
+    kind        text NOT NULL,          -- done | skipped | retry | dead | replayed | discarded
+    attempt     integer NOT NULL,
+    reason      text,
+    at          double precision NOT NULL
+);
+CREATE INDEX attempts_customer ON attempts (customer_id, at);
+CREATE INDEX attempts_event ON attempts (event_id);
+CREATE INDEX attempts_at ON attempts (at);
+CREATE INDEX inbox_received ON inbox (received_at);
+CREATE INDEX dead_letters_failed ON dead_letters (failed_at);
+CREATE INDEX dead_letters_customer ON dead_letters (customer_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, desired and applied state, outbox, dead letters", _V1),
     Migration(2, "rate-limit shares per replica", _V2),
     Migration(3, "lifecycle: deleted customers, old-contact removals, group keys", _V3),
+    Migration(4, "attempt history and retention indexes", _V4),
 )
 
 #: the newest schema this release knows; a database at a higher version is refused

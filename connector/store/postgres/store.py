@@ -23,14 +23,17 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connector.plain.changes import ParsedEvent
-from connector.store import core
+from connector.store import core, history
 from connector.store.base import (
     DEFAULT_POLICY,
     AcceptResult,
+    CustomerHistory,
     DeadLetter,
     Finished,
     GroupKey,
     Policy,
+    PruneKind,
+    RecentEvent,
     Route,
     StatusReport,
     Store,
@@ -49,6 +52,10 @@ T = TypeVar("T")
 _RETRIABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 3
 Job = Callable[[PgTx, float], T]
+_SIZE = (
+    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+)
 
 
 class PostgresStore(Store):
@@ -194,10 +201,28 @@ class PostgresStore(Store):
         return await self._tx(lambda tx, now: tx.next_due(target, now))
 
     async def status(self) -> StatusReport:
-        return await self._tx(core.read_status)
+        report = await self._tx(core.read_status)
+        report.storage["size_bytes"] = await self.storage_bytes()
+        return report
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._tx(lambda tx, now: tx.dead_letters(target, limit))
 
     async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
         return await self._tx(lambda tx, now: core.replay_dead_letters(tx, ids, target, now))
+
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        return await self._tx(lambda tx, now: core.discard_dead_letters(tx, ids, now))
+
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        return await self._tx(lambda tx, now: history.customer_history(tx, query, limit))
+
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        return await self._tx(lambda tx, now: history.recent_events(tx, limit))
+
+    async def prune(self, kind: PruneKind, before: float, limit: int) -> int:
+        return await self._tx(lambda tx, now: core.prune(tx, kind, before, limit))
+
+    async def storage_bytes(self) -> int | None:
+        """Tables of this store's schema with their indexes and TOAST: what the server keeps for it."""
+        return await self._tx(lambda tx, now: int(tx.conn.execute(_SIZE).fetchone()[0]))

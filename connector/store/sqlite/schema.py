@@ -1,8 +1,11 @@
 """SQLite tables. Desired state, per-target applied state, and the work between them."""
 
 #: bumped with every change to the tables; a store written by a newer release is refused,
-#: an older one is upgraded in place by :data:`MIGRATIONS`
-SCHEMA_VERSION = 2
+#: an older one is upgraded in place by :data:`MIGRATIONS`.
+#: 2: lifecycle (deleted customers, old-contact removals, group keys);
+#: 3: attempts (history) and retention's indexes: only new tables and indexes, which the
+#: CREATE ... IF NOT EXISTS below adds when the file is opened.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 -- The versions applied, as in PostgreSQL's store (PRAGMA user_version is kept as well:
@@ -23,6 +26,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     body        BLOB                    -- kept only for unprocessable events
 );
 CREATE INDEX IF NOT EXISTS inbox_unprocessable ON inbox(received_at) WHERE status = 'unprocessable';
+CREATE INDEX IF NOT EXISTS inbox_received ON inbox(received_at);
 
 CREATE TABLE IF NOT EXISTS customers (
     customer_id TEXT PRIMARY KEY,
@@ -116,6 +120,27 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at   REAL NOT NULL,
     contact     TEXT NOT NULL DEFAULT ''
 );
+
+-- History: one row per outcome written back, or per operator action on a dead letter
+-- (attempt 0); reason is the CRM's answer. Pruned by retention.history_days.
+CREATE TABLE IF NOT EXISTS attempts (
+    id          INTEGER PRIMARY KEY,
+    target      TEXT NOT NULL,
+    dest        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    group_id    TEXT NOT NULL,
+    desired     INTEGER NOT NULL,
+    event_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,          -- done | skipped | retry | dead | replayed | discarded
+    attempt     INTEGER NOT NULL,
+    reason      TEXT,
+    at          REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_customer ON attempts(customer_id, at);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts(event_id);
+CREATE INDEX IF NOT EXISTS attempts_at ON attempts(at);
+CREATE INDEX IF NOT EXISTS dead_letters_failed ON dead_letters(failed_at);
+CREATE INDEX IF NOT EXISTS dead_letters_customer ON dead_letters(customer_id);
 """
 
 _OUTBOX_COLUMNS = (
@@ -144,4 +169,5 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " ORDER BY event_time, event_id ON CONFLICT (group_key) DO UPDATE SET group_id = excluded.group_id,"
         " event_time = excluded.event_time, event_id = excluded.event_id",
     ),
+    3: (),
 }

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from connector.plain.changes import ParsedEvent
-from connector.store import core
+from connector.store import core, history
 from connector.store.base import (
     DEFAULT_POLICY,
     AcceptResult,
+    CustomerHistory,
     DeadLetter,
     Finished,
     GroupKey,
     Policy,
+    PruneKind,
+    RecentEvent,
     Route,
     StatusReport,
     Store,
@@ -47,6 +50,8 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> None:
         return
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'outbox'").fetchone()[0]:
         version = 1  # tables written before the version was recorded have the first shape
+    if version == 2 and not _has_column(conn, "customers", "deleted"):
+        version = 1  # a pre-release history-only schema 2 (attempts, no lifecycle columns)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if version > 0:
@@ -170,7 +175,9 @@ class SQLiteStore(Store):
         return await self._tx(lambda tx: tx.next_due(target, time.time()))
 
     async def status(self) -> StatusReport:
-        return await self._tx(lambda tx: core.read_status(tx, time.time()))
+        report = await self._tx(lambda tx: core.read_status(tx, time.time()))
+        report.storage["size_bytes"] = await self.storage_bytes()
+        return report
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._tx(lambda tx: tx.dead_letters(target, limit))
@@ -178,9 +185,35 @@ class SQLiteStore(Store):
     async def replay_dead_letters(self, ids: Sequence[int] | None = None, target: str | None = None) -> int:
         return await self._tx(lambda tx: core.replay_dead_letters(tx, ids, target, time.time()))
 
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        return await self._tx(lambda tx: core.discard_dead_letters(tx, ids, time.time()))
+
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        return await self._tx(lambda tx: history.customer_history(tx, query, limit))
+
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        return await self._tx(lambda tx: history.recent_events(tx, limit))
+
+    async def prune(self, kind: PruneKind, before: float, limit: int) -> int:
+        return await self._tx(lambda tx: core.prune(tx, kind, before, limit))
+
+    async def storage_bytes(self) -> int | None:
+        """The file plus its write-ahead log: what the disk holds."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
 
 def _recorded_version(conn: sqlite3.Connection) -> int:
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
     if found is None:
         return 0
     return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))

@@ -122,7 +122,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 
 -- History: one row per outcome written back, or per operator action on a dead letter
--- (attempt 0); reason is the CRM's answer. Pruned by retention.history_days.
+-- (attempt 0), with the CRM's answer as reason. Pruned by retention.history_days.
 CREATE TABLE IF NOT EXISTS attempts (
     id          INTEGER PRIMARY KEY,
     target      TEXT NOT NULL,

@@ -6,7 +6,7 @@ The webhook itself is :mod:`connector.receiver`, kept short on purpose (docs/arc
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from connector.delivery.fairness import ReceiveFirst
 from connector.metrics import Metrics
 from connector.receiver import WEBHOOK_PATH, MappingSource, WebhookReceiver
 from connector.store.base import Store
+from connector.web import Access, operator_routes
 
 __all__ = ["MappingSource", "create_app"]
 
@@ -53,13 +54,18 @@ def create_app(
     *,
     refresh_gauges: Callable[[], Awaitable[None]] | None = None,
     receiving: ReceiveFirst | None = None,
+    admin_token: str | None = None,
+    targets: Sequence[str] = (),
 ) -> Starlette:
     """The ASGI app, built from what it uses: no service object, so no import of the service.
 
     ``wake`` is told which targets got new work; ``refresh_gauges`` runs before each scrape
     of ``/metrics``; ``receiving`` counts webhooks in flight for delivery to give way to.
+    ``admin_token`` guards ``/status*`` and ``/metrics`` (see :mod:`connector.web.access`);
+    ``targets`` are the configured names the page lists.
     """
     receiver = WebhookReceiver(plain, store, mappings, metrics, wake, receiving)
+    access = Access(admin_token)
 
     async def healthz(request: Request) -> Response:
         return _answer(200, "ok")
@@ -87,6 +93,7 @@ def create_app(
             HttpRoute(WEBHOOK_PATH, receiver, methods=["POST"]),
             HttpRoute("/healthz", healthz, methods=["GET"]),
             HttpRoute("/readyz", readyz, methods=["GET"]),
-            HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
+            HttpRoute("/metrics", access.guard(metrics_endpoint), methods=["GET"]),
+            *operator_routes(store, mappings, access, targets),
         ],
     )

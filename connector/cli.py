@@ -57,6 +57,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     mappings = load_mappings(config)
     print(summary(config, mappings))
+    from connector.lifecycle_view import stale_key_warnings
+
+    for warning in _run(stale_key_warnings(config, mappings)):
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.online:
         return EXIT_OK
     problems = _run(check_online(config, mappings))
@@ -73,14 +77,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = _load(args)
     mappings = load_mappings(config)
     try:
-        event = parse_event(Path(args.event).read_bytes())
+        body = Path(args.event).read_bytes()
+        event = parse_event(body)
     except UnprocessableEvent as exc:
         print(f"{args.event}: not an event we understand: {exc.reason}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:
         print(f"{args.event}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
-    print(render_plan(event, mappings))
+    from connector.lifecycle_view import plan_lines
+
+    print(render_plan(event, mappings, plan_lines(event, body, config, mappings)))
     return EXIT_OK
 
 
@@ -126,6 +133,19 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         count = await store.replay_dead_letters(ids, args.target)
         print(f"re-queued {count} change(s)")
         return EXIT_OK
+
+    return _with_store(args, use)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from connector.history_view import history_json, render_history
+
+    query = args.customer or args.email
+
+    async def use(store: Store) -> int:
+        found = await store.customer_history(query)
+        print(json.dumps(history_json(found), indent=2) if args.json else render_history(query, found))
+        return EXIT_OK if found else EXIT_INVALID
 
     return _with_store(args, use)
 
@@ -215,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--all", action="store_true", help="replay every dead letter")
     dl.add_argument("--limit", type=int, default=100)
     dl.add_argument("--json", action="store_true")
+    history = command("history", cmd_history, "one customer's desired and applied state and every attempt kept")
+    who = history.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", help="Plain customer id (or external id)")
+    who.add_argument("--email")
+    history.add_argument("--json", action="store_true")
     command("reprocess", cmd_reprocess, "parse kept unprocessable events again and apply them")
     send = command("send", cmd_send, "sign an event JSON file and POST it to the running service")
     send.add_argument("event")

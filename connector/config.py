@@ -36,6 +36,8 @@ class PlainSection(_Section):
 class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    #: protects /status* and /metrics; without one they answer loopback clients only
+    admin_token: SecretStr | None = None
 
 
 class StoreSection(_Section):
@@ -82,6 +84,22 @@ class ReconcileSection(_Section):
         return seconds
 
 
+class RetentionSection(_Section):
+    """How long kept rows live; fractions of a day are fine (a soak test uses minutes)."""
+
+    #: event ids for deduplication: longer than Plain's 5-day retry span
+    inbox_days: float = Field(14.0, gt=0)
+    #: the attempt history (``history``, the status page), operator actions included
+    history_days: float = Field(7.0, gt=0)
+    #: dead letters nobody replayed or discarded (None: until an operator does)
+    dead_letter_days: float | None = Field(None, gt=0)
+    #: signed bodies we could not parse, kept for ``reprocess`` (None: until reprocessed)
+    unprocessable_days: float | None = Field(None, gt=0)
+    #: rows per delete: small, so the writer is never held for long
+    prune_batch: int = Field(500, ge=1)
+    prune_interval_seconds: float = Field(60.0, gt=0)
+
+
 class LoggingSection(_Section):
     json_format: bool = Field(False, alias="json")
     level: str = "INFO"
@@ -96,6 +114,7 @@ class _ConfigModel(_Section):
     delivery: DeliverySection = DeliverySection()
     logging: LoggingSection = LoggingSection()
     reconcile: ReconcileSection = ReconcileSection()
+    retention: RetentionSection = RetentionSection()
 
 
 class Target:
@@ -124,12 +143,15 @@ class Config:
         self.delivery = model.delivery
         self.logging = model.logging
         self.reconcile = model.reconcile
+        self.retention = model.retention
 
     def secrets(self) -> list[str]:
         """Every secret value in the config, so logs and errors can scrub them."""
         found = [self.plain.signing_secret.get_secret_value()]
         if self.plain.api_key is not None:
             found.append(self.plain.api_key.get_secret_value())
+        if self.server.admin_token is not None:
+            found.append(self.server.admin_token.get_secret_value())
         for target in self.targets.values():
             for _name, value in target.config:
                 if isinstance(value, SecretStr):

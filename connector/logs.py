@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
 
 from connector.redact import redact
+
+#: what the current task is working on (event id, target): copied onto every log line
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039 -- never mutated, only replaced
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Tag every log line written inside (this task and tasks it starts) with ``fields``."""
+    merged = {**_context.get(), **{k: v for k, v in fields.items() if v}}
+    token = _context.set(merged)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> dict[str, str]:
+    return dict(_context.get())
 
 
 class _RedactingFilter(logging.Filter):
@@ -22,6 +42,7 @@ class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage(), self.secrets)
         record.args = None
+        record.context = {k: redact(v, self.secrets) for k, v in _context.get().items()}
         if record.exc_info:
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = redact(text, self.secrets)
@@ -36,6 +57,7 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **getattr(record, "context", {}),
         }
         if record.exc_text:
             entry["exc"] = record.exc_text

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from connector import yamlfile
 from connector.adapters import OptionsError
 from connector.config import Config, Target
 from connector.plain.changes import MembershipChange
-from connector.store.base import Route
+from connector.store.base import GroupDeleted, Policy, Route
 from connector.yamlfile import YamlError
 
 log = logging.getLogger("connector.mappings")
@@ -33,12 +34,20 @@ class Destination:
     key: str
     #: ``file:line`` where an operator wrote it
     source: str
+    #: what to do at this destination when Plain deletes the group
+    on_group_deleted: GroupDeleted = "keep"
+
+    @property
+    def route(self) -> Route:
+        return Route(self.target, self.key, self.on_group_deleted)
 
 
 @dataclass(frozen=True)
 class MappingSet:
     by_group: Mapping[str, tuple[Destination, ...]]
     files: tuple[Path, ...]
+    #: what the targets' options and these mappings say beyond membership changes
+    policy: Policy = field(default_factory=Policy)
 
     def destinations(self, group_id: str, group_key: str | None) -> tuple[Destination, ...]:
         """Destinations for a group written by its id or by its key (both may be mapped)."""
@@ -53,7 +62,7 @@ class MappingSet:
 
     def routes(self, changes: Sequence[MembershipChange]) -> list[list[Route]]:
         """Per change, the store routes its destinations name (what ``Store.accept`` takes)."""
-        return [[Route(d.target, d.key) for d in self.destinations(c.group.id, c.group.key)] for c in changes]
+        return [[d.route for d in self.destinations(c.group.id, c.group.key)] for c in changes]
 
     def groups(self) -> list[str]:
         return sorted(self.by_group)
@@ -77,7 +86,16 @@ def load_mappings(config: Config) -> MappingSet:
             existing = by_group.setdefault(group, [])
             if all((d.target, d.key) != (dest.target, dest.key) for d in existing):
                 existing.append(dest)
-    return MappingSet({g: tuple(ds) for g, ds in by_group.items()}, tuple(files))
+    frozen = {g: tuple(ds) for g, ds in by_group.items()}
+    return MappingSet(frozen, tuple(files), _policy(config, frozen))
+
+
+def _policy(config: Config, by_group: Mapping[str, tuple[Destination, ...]]) -> Policy:
+    return Policy(
+        on_email_change={name: t.config.on_email_change for name, t in config.targets.items()},
+        on_customer_deleted={name: t.config.on_customer_deleted for name, t in config.targets.items()},
+        routing={group: tuple(d.route for d in ds) for group, ds in by_group.items()},
+    )
 
 
 def _load_file(file: Path, targets: Mapping[str, Target]) -> list[tuple[str, Destination]]:
@@ -94,9 +112,15 @@ def _load_file(file: Path, targets: Mapping[str, Target]) -> list[tuple[str, Des
         loc = ("mappings", i)
         if not isinstance(entry, dict):
             raise doc.error(loc, "each mapping needs 'group:' and 'to:'")
-        unknown = set(entry) - {"group", "to"}
+        unknown = set(entry) - {"group", "to", "on_group_deleted"}
         if unknown:
-            raise doc.error((*loc, sorted(unknown)[0]), f"unknown key {sorted(unknown)[0]!r} (expected group, to)")
+            raise doc.error(
+                (*loc, sorted(unknown)[0]),
+                f"unknown key {sorted(unknown)[0]!r} (expected group, to, on_group_deleted)",
+            )
+        on_deleted = entry.get("on_group_deleted", "keep")
+        if on_deleted not in ("keep", "remove"):
+            raise doc.error((*loc, "on_group_deleted"), "'on_group_deleted' must be keep or remove")
         group = entry.get("group")
         if not isinstance(group, str) or not group.strip():
             raise doc.error((*loc, "group"), "'group' must be a Plain group key or id (cg_…)")
@@ -104,7 +128,8 @@ def _load_file(file: Path, targets: Mapping[str, Target]) -> list[tuple[str, Des
         if not isinstance(to, list) or not to:
             raise doc.error((*loc, "to"), "'to' must be a non-empty list of {target: …}")
         for j, item in enumerate(to):
-            found.append((group.strip(), _destination(doc, (*loc, "to", j), item, targets)))
+            dest = _destination(doc, (*loc, "to", j), item, targets)
+            found.append((group.strip(), replace(dest, on_group_deleted=on_deleted)))
     return found
 
 
@@ -136,6 +161,11 @@ class MappingWatcher:
         self._config = config
         self.current = initial
         self.last_error: str | None = None
+        #: epoch seconds the live set was loaded; the last refused reload (kept after a
+        #: later good one, for the status page) and when it happened
+        self.loaded_at = time.time()
+        self.last_refused: str | None = None
+        self.refused_at: float | None = None
         self._stamp = self._read_stamp()
 
     def _read_stamp(self) -> tuple[tuple[str, int, int], ...]:
@@ -155,10 +185,12 @@ class MappingWatcher:
             fresh = load_mappings(self._config)
         except YamlError as exc:
             self.last_error = str(exc)
+            self.last_refused, self.refused_at = self.last_error, time.time()
             log.error("mapping reload refused, previous mappings stay active: %s", exc)
             return False
         self.current = fresh
         self.last_error = None
+        self.loaded_at = time.time()
         log.info("mappings reloaded: %d group(s) from %d file(s)", len(fresh.by_group), len(fresh.files))
         return True
 

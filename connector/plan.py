@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from connector.mappings import MappingSet
 from connector.plain.changes import ParsedEvent
 
 
-def render_plan(event: ParsedEvent, mappings: MappingSet) -> str:
+def render_plan(event: ParsedEvent, mappings: MappingSet, lifecycle: Sequence[str] = ()) -> str:
+    """``lifecycle``: what an email change, deletion or group change does, per target
+    (:func:`connector.lifecycle_view.plan_lines`), one operation each."""
     lines = [f"event {event.event_id} ({event.event_type}) at {event.event_time}: {len(event.changes)} change(s)"]
     operations = 0
     for change in event.changes:
@@ -23,5 +27,7 @@ def render_plan(event: ParsedEvent, mappings: MappingSet) -> str:
             lines.append(
                 f"  {dest.target}: {action} {change.customer.email or change.customer.id} ({opts}) for group {group}"
             )
+    lines.extend(lifecycle)
+    operations += len(lifecycle)
     lines.append(f"{operations} operation(s); nothing was called")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from connector.config import PlainSection
 from connector.delivery.fairness import ReceiveFirst
+from connector.logs import log_context
 from connector.mappings import MappingSet
 from connector.metrics import Metrics
 from connector.plain.changes import ParsedEvent, UnprocessableEvent, parse_event
@@ -108,6 +109,7 @@ class WebhookReceiver:
         # prometheus_client's labels() takes a lock and builds a key on every call
         self._results: dict[str, Any] = {}
         self._events: dict[tuple[str, str], Any] = {}
+        self._commit_seconds = metrics.store_commit_seconds.labels("accept")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -143,6 +145,7 @@ class WebhookReceiver:
         except _Disconnected:
             return _reply(400, "client_disconnect", "client disconnected")
         if not verify(body, headers.get("plain-request-signature"), self._secret):
+            self.metrics.signature_failures.inc()
             return _reply(401, "bad_signature", "invalid signature")
         now = datetime.now(UTC)
         try:
@@ -154,22 +157,26 @@ class WebhookReceiver:
             return await self._keep_unprocessable(body, exc)
         if not is_fresh(replay_time(event.attempt_time, headers), now, plain.replay_tolerance_seconds):
             return _reply(401, "stale", _STALE)
-        return await self._accept(event)
+        with log_context(event_id=event.event_id):
+            return await self._accept(event)
 
     async def _accept(self, event: ParsedEvent) -> _Reply:
-        routes = self.mappings.current.routes(event.changes)
+        live = self.mappings.current
+        routes = live.routes(event.changes)
+        started = time.perf_counter()
         try:
-            result = await self.store.accept(event, routes)
+            result = await self.store.accept(event, routes, live.policy)
         except StoreUnavailable as exc:
             log.error("cannot store event %s, answering 503 so Plain retries: %s", event.event_id, exc)
             return _reply(503, "store_unavailable", "store unavailable")
+        self._commit_seconds.observe(time.perf_counter() - started)
         handling = event.kind if result.status != "duplicate" else "duplicate"
         child = self._events.get((event.event_type, handling))
         if child is None:
             child = self._events[(event.event_type, handling)] = self.metrics.events.labels(event.event_type, handling)
         child.inc()
-        if result.work_created:
-            self.wake({r.target for rs in routes for r in rs})
+        if result.work_created:  # lifecycle events make work wherever the customer or group is synced
+            self.wake({r.target for rs in routes for r in rs} if event.changes else live.policy.targets())
         return _reply(200, result.status, result.status, event_id=event.event_id, changes=len(event.changes))
 
     async def _keep_unprocessable(self, body: bytes, exc: UnprocessableEvent) -> _Reply:

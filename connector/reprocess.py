@@ -20,7 +20,7 @@ async def reprocess_kept(store: Store, mappings: MappingSet) -> AsyncIterator[st
             still += 1
             yield f"{key}: still not understood: {exc.reason}"
             continue
-        result = await store.reprocess(key, event, mappings.routes(event.changes))
+        result = await store.reprocess(key, event, mappings.routes(event.changes), mappings.policy)
         done += 1
         yield f"{key}: {result.status} as {event.event_id} ({len(event.changes)} change(s))"
     yield f"reprocessed {done}, still unprocessable {still}"

@@ -25,6 +25,7 @@ from connector.delivery.fairness import ReceiveFirst
 from connector.delivery.runner import TargetRunner
 from connector.mappings import MappingWatcher, load_mappings
 from connector.metrics import Metrics
+from connector.retention import run_retention
 from connector.store import Store, TargetStatus, open_store
 
 log = logging.getLogger("connector.service")
@@ -49,6 +50,9 @@ class Service:
         self.store = store or open_store(config.store_url, config.base_dir)
         self.mappings = MappingWatcher(config, load_mappings(config))
         self.adapters: dict[str, Adapter] = {name: t.create() for name, t in config.targets.items()}
+        for adapter in self.adapters.values():
+            if isinstance(adapter, HttpAdapter):
+                adapter.observer = self.metrics
         self.owner = f"serve-{uuid.uuid4().hex[:12]}"
         self.runners = {
             name: TargetRunner(self.store, adapter, config.delivery, self.metrics, f"{self.owner}:{name}")
@@ -70,20 +74,17 @@ class Service:
 
     def app(self) -> Starlette:
         """The HTTP app over this service's store, mappings and metrics."""
+        token = self.config.server.admin_token
         return create_app(
-            self.config.plain,
-            self.store,
-            self.mappings,
-            self.metrics,
-            self.wake,
-            refresh_gauges=self.refresh_gauges,
-            receiving=self.receiving,
-        )
+            self.config.plain, self.store, self.mappings, self.metrics, self.wake, refresh_gauges=self.refresh_gauges,
+            receiving=self.receiving, admin_token=token.get_secret_value() if token is not None else None,
+            targets=sorted(self.adapters),
+        )  # fmt: skip
 
     def reload_mappings(self) -> bool:
         ok = self.mappings.reload()
         if not ok:
-            self.metrics.mapping_reload_errors.inc()
+            self.metrics.mapping_reload_failures.inc()
         return ok
 
     async def refresh_gauges(self) -> None:
@@ -94,7 +95,10 @@ class Service:
         for name in self.adapters:
             info = report.targets.get(name) or TargetStatus()
             self.metrics.backlog.labels(name).set(info.backlog)
+            self.metrics.oldest_pending.labels(name).set(info.oldest_due_seconds)
             self.metrics.dead_letters.labels(name).set(info.dead_letters)
+        if report.storage.get("size_bytes") is not None:
+            self.metrics.store_bytes.set(report.storage["size_bytes"])
 
     async def _watch_mappings(self) -> None:
         while not self.stopping.is_set():
@@ -150,12 +154,15 @@ class Service:
         self._install_signals(server)
         delivery = [asyncio.create_task(r.run(self.stopping), name=f"deliver:{n}") for n, r in self.runners.items()]
         watcher = asyncio.create_task(self._watch_mappings(), name="mappings")
-        background = [*delivery, watcher]
+        retention = asyncio.create_task(
+            run_retention(self.store, self.config.retention, self.stopping, self.metrics), name="retention"
+        )
+        background = [*delivery, watcher, retention]
         if self.config.reconcile.every:
             from connector.sync.schedule import Host, reconcile_forever
 
             host = Host(self.config, self.store, lambda: self.mappings.current, self.stopping,
-                        lambda: self.wake(self.adapters))  # fmt: skip
+                        lambda: self.wake(self.adapters), self.metrics)  # fmt: skip
             background.append(asyncio.create_task(reconcile_forever(host), name="reconcile"))
         try:
             await server.serve()

@@ -278,7 +278,7 @@ def test_other_event_types_are_acknowledged_and_ignored(tmp_path: Path) -> None:
             metrics = (await h.client.get("/metrics")).text
         assert response.status_code == 200 and response.json()["status"] == "ignored"
         assert report.inbox == {"ignored": 1} and report.targets == {}
-        assert 'plain_events_total{event_type="thread.thread_created",handling="ignored"} 1.0' in metrics
+        assert 'plain_crm_sync_events_total{event_type="thread.thread_created",handling="ignored"} 1.0' in metrics
 
     run(scenario())
 

@@ -75,7 +75,7 @@ def test_a_stale_unparseable_signed_body_is_refused(tmp_path: Path, serve_factor
     now = datetime.now(UTC)
     stale, future, missing = post(now - timedelta(hours=1)), post(now + timedelta(hours=1)), post(None)
     assert (stale.status_code, future.status_code, missing.status_code) == (401, 401, 401)
-    assert httpx.get(serve.url + "/metrics").text.count('plain_webhooks_total{result="stale"} 3.0') == 1
+    assert httpx.get(serve.url + "/metrics").text.count('plain_crm_sync_webhooks_total{outcome="stale"} 3.0') == 1
     fresh = post(now)
     assert fresh.status_code == 200 and fresh.json()["status"] == "unprocessable"
     assert serve.stop() == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,11 @@ class TargetConfig(BaseModel):
     #: when the target's budget holds delivery back, how long the runner may wait for a
     #: batch to fill before sending it (0: never wait)
     linger_seconds: float = Field(2.0, ge=0, le=60)
+    #: a customer's email changed in Plain: ``move`` takes the synced groups off the contact
+    #: with the old email and onto the new one; ``keep`` leaves the old contact as it is
+    on_email_change: Literal["move", "keep"] = "move"
+    #: a customer was deleted in Plain: ``remove`` takes them out of every synced group here
+    on_customer_deleted: Literal["keep", "remove"] = "keep"
 
 
 class Adapter(abc.ABC):

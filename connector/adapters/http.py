@@ -23,7 +23,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Protocol, final
 
 import httpx
 from pydantic import SecretStr
@@ -40,6 +40,22 @@ from connector.redact import redact
 __all__ = ["CrmError", "HttpAdapter", "HttpTargetConfig", "join_url", "json_body", "json_object", "shorten"]
 
 logger = logging.getLogger(__name__)
+
+
+class CallObserver(Protocol):
+    """Told about every CRM call (the service's :class:`~connector.metrics.Metrics`)."""
+
+    def crm_response(self, target: str, status: int | None) -> None: ...
+    def rate_limit_wait(self, target: str, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def crm_response(self, target: str, status: int | None) -> None:
+        pass
+
+    def rate_limit_wait(self, target: str, seconds: float) -> None:
+        pass
+
 
 _MESSAGE_LIMIT = 300
 #: share of the rate limit that arriving changes may claim before batches are let fill
@@ -112,6 +128,8 @@ class HttpAdapter(Adapter):
         self._limiter: RateLimiter | None = None
         #: awaited before each call; the service sets it so delivery gives way to receiving
         self.turn: Callable[[], Awaitable[None]] | None = None
+        #: set by the service to count calls, statuses, 429s and limiter waits
+        self.observer: CallObserver = _Unobserved()
 
     # vendor hooks ------------------------------------------------------------------
 
@@ -281,13 +299,17 @@ class HttpAdapter(Adapter):
     ) -> httpx.Response:
         if self.turn is not None:
             await self.turn()
+        asked = time.monotonic()
         try:
             async with self.limiter.slot(max_pause=max(0.0, deadline - self.limiter.now())):
+                self.observer.rate_limit_wait(self.name, time.monotonic() - asked)
                 response = await self.client.request(method, self.url(path), **kwargs)
         except Throttled as throttled:
             raise _Transient(None, "target paused by an earlier rate limit", throttled.retry_after) from None
         except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
+            self.observer.crm_response(self.name, None)
             raise _Transient(None, f"{type(exc).__name__}: {exc}".rstrip(": "), None) from exc
+        self.observer.crm_response(self.name, response.status_code)
         if response.is_success or response.status_code in accept:
             return response
         if self.is_transient(response):

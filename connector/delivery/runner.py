@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from connector.adapters.base import Adapter, Outcome
 from connector.config import DeliverySection
 from connector.delivery.backoff import backoff_seconds, jittered
+from connector.logs import log_context
 from connector.metrics import Metrics
 from connector.redact import mask_email
 from connector.store.base import Finished, Store, WorkItem
@@ -129,6 +130,12 @@ class TargetRunner:
 
     async def deliver(self, items: Sequence[WorkItem]) -> None:
         """Apply one claimed batch and write its outcomes back."""
+        # Lines about the batch (the adapter's) name every event in it; each item's own
+        # lines (_decide) name its event alone.
+        with log_context(target=self.adapter.name, event_id=",".join(sorted({i.event_id for i in items}))):
+            await self._deliver(items)
+
+    async def _deliver(self, items: Sequence[WorkItem]) -> None:
         name = self.adapter.name
         started = time.perf_counter()
         try:
@@ -141,8 +148,13 @@ class TargetRunner:
             log.exception("target %s: adapter raised; the batch will be retried", name)
             outcomes = [Outcome.retry(f"adapter error: {type(exc).__name__}: {exc}")] * len(items)
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
-        finished = [self._decide(item, outcome) for item, outcome in zip(items, outcomes, strict=False)]
+        finished = []
+        for item, outcome in zip(items, outcomes, strict=False):
+            with log_context(event_id=item.event_id):
+                finished.append(self._decide(item, outcome))
+        started = time.perf_counter()
         await self.store.finish(finished)
+        self.metrics.store_commit_seconds.labels("finish").observe(time.perf_counter() - started)
 
     def _decide(self, item: WorkItem, outcome: Outcome) -> Finished:
         name = self.adapter.name
@@ -168,6 +180,7 @@ class TargetRunner:
             log.warning("dead letter: %s (customer %s %s)", reason, item.customer_id, mask_email(item.email))
             return Finished(item, "dead", reason)
         if due_at is not None:  # only a retry has a due time
+            self.metrics.retries.labels(name).inc()
             log.info(
                 "target %s: retry %s %s in %.1fs: %s", name, action, item.customer_id, due_at - time.time(), reason
             )

@@ -22,12 +22,48 @@ class StoreUnavailable(RuntimeError):
     """The store cannot write now; the receiver answers 503 so Plain retries."""
 
 
+GroupDeleted = Literal["keep", "remove"]
+EmailChange = Literal["move", "keep"]
+CustomerDeleted = Literal["keep", "remove"]
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Where one membership change must go: a target and its destination key (options JSON)."""
 
     target: str
     dest: str
+    #: the mapping's choice for when Plain deletes the group
+    on_group_deleted: GroupDeleted = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the live config says for everything beyond one membership change.
+
+    Built once per mapping set. ``routing`` is the whole mapping table (a group id or key
+    -> its routes), so the store can route a group by a key it used to have
+    (:mod:`connector.store.lifecycle`). The defaults are the documented ones.
+    """
+
+    #: per target; a target not listed moves memberships to the new email
+    on_email_change: Mapping[str, EmailChange] = field(default_factory=dict)
+    #: per target; a target not listed keeps a deleted customer's memberships
+    on_customer_deleted: Mapping[str, CustomerDeleted] = field(default_factory=dict)
+    routing: Mapping[str, Sequence[Route]] = field(default_factory=dict)
+
+    def email_change(self, target: str) -> EmailChange:
+        return self.on_email_change.get(target, "move")
+
+    def customer_deleted(self, target: str) -> CustomerDeleted:
+        return self.on_customer_deleted.get(target, "keep")
+
+    def targets(self) -> set[str]:
+        """Every target the policy names (built from config: every configured target)."""
+        return {*self.on_email_change, *self.on_customer_deleted}
+
+
+DEFAULT_POLICY = Policy()
 
 
 AcceptStatus = Literal["stored", "duplicate", "ignored", "unprocessable"]
@@ -64,6 +100,10 @@ class WorkItem:
     group_name: str | None = None
     event_id: str = ""
     event_time: str | None = None
+    #: set on a removal addressed to a contact the customer used to have (its old email,
+    #: which ``email`` then holds): it is not the customer's membership, so its outcome
+    #: moves no applied state. Empty for the customer's current contact.
+    contact: str = ""
 
     def to_change(self) -> Change:
         return Change(
@@ -80,6 +120,17 @@ class WorkItem:
             group_name=self.group_name,
             event_time=self.event_time,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """A key as the store remembers it: the group that had it last, and that group now."""
+
+    key: str
+    group_id: str
+    #: the group's key now (None if unknown); differs from ``key`` after a re-key
+    current_key: str | None
+    deleted: bool
 
 
 FinishKind = Literal["done", "skipped", "retry", "dead"]
@@ -110,6 +161,8 @@ class DeadLetter:
     attempts: int
     reason: str
     failed_at: float
+    #: see :attr:`WorkItem.contact`
+    contact: str = ""
 
 
 @dataclass(slots=True)
@@ -235,6 +288,81 @@ class StatusReport:
     unprocessable: list[dict[str, Any]] = field(default_factory=list)
     #: the newest backfill and the newest reconcile run
     runs: dict[str, RunInfo] = field(default_factory=dict)
+    #: groups Plain deleted: id, last known key and name, when
+    deleted_groups: list[dict[str, Any]] = field(default_factory=list)
+    #: size of the store (``size_bytes``, None where unknown) and, per kind of kept row,
+    #: the epoch seconds of the oldest one (``oldest``): what retention keeps
+    storage: dict[str, Any] = field(default_factory=dict)
+
+
+#: what an attempt row records: a runner's outcome, or an operator's action on a dead letter
+AttemptKind = Literal["done", "skipped", "retry", "dead", "replayed", "discarded"]
+#: rows retention prunes: inbox ids, attempt history, kept unprocessable bodies, dead letters
+PruneKind = Literal["inbox", "attempts", "unprocessable", "dead_letters"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at one destination, with the CRM's answer (``reason``), kept for history."""
+
+    at: float
+    target: str
+    dest: str
+    group_id: str
+    action: str
+    kind: AttemptKind
+    #: 1 for the first try of this change; 0 for an operator's action
+    attempt: int
+    reason: str | None
+    event_id: str
+
+
+@dataclass(slots=True)
+class PairHistory:
+    """One (group, target, destination) of a customer: wanted, believed applied, and the tries."""
+
+    target: str
+    dest: str
+    group_id: str
+    group_key: str | None = None
+    group_name: str | None = None
+    #: desired membership (None: no event seen for the pair)
+    desired: bool | None = None
+    #: what the CRM is believed to have, and how we know (assumed, confirmed, not_in_crm)
+    applied: bool | None = None
+    applied_note: str | None = None
+    applied_at: float | None = None
+    applied_detail: str | None = None
+    #: work waiting: attempts so far and the last error
+    pending: bool = False
+    pending_attempts: int = 0
+    pending_error: str | None = None
+    dead_letters: int = 0
+    #: newest first
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CustomerHistory:
+    customer_id: str
+    email: str | None = None
+    external_id: str | None = None
+    full_name: str | None = None
+    #: desired state of groups no mapping routes anywhere (no pair to show them under)
+    memberships: dict[str, bool] = field(default_factory=dict)
+    pairs: list[PairHistory] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvent:
+    """An inbox row and, per target, where its changes stand (newest attempt, or pending)."""
+
+    event_id: str
+    event_type: str | None
+    received_at: float
+    status: str
+    reason: str | None
+    outcomes: dict[str, str] = field(default_factory=dict)
 
 
 class Store(abc.ABC):
@@ -261,11 +389,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+    async def accept(
+        self, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
         """Record an event, move desired state, create work; committed before returning.
 
         ``routes[i]`` are the destinations of ``event.changes[i]`` under the mappings live
-        when the event arrived. Raises :class:`StoreUnavailable` if it cannot commit.
+        when the event arrived; ``policy`` is what the config says for email changes and
+        deletions. Raises :class:`StoreUnavailable` if it cannot commit.
         """
 
     @abc.abstractmethod
@@ -279,7 +410,9 @@ class Store(abc.ABC):
         """(key, raw body) of kept unprocessable events, oldest first."""
 
     @abc.abstractmethod
-    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
+    async def reprocess(
+        self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
         """Replace the unprocessable entry ``key`` by the now understood ``event``, atomically."""
 
     @abc.abstractmethod
@@ -300,6 +433,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def status(self) -> StatusReport: ...
+
+    async def group_keys(self) -> list[GroupKey]:
+        """Every key a known group has had (``check`` warns about mappings that lost theirs).
+
+        Not abstract, so a backend without it yet answers "nothing known"."""
+        return []
 
     @abc.abstractmethod
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
@@ -377,3 +516,25 @@ class Store(abc.ABC):
         self, target: str, dest: str, groups: Collection[str], crm_emails: Collection[str], *, write: bool = True
     ) -> VerifyResult:
         """Correct applied state from what the CRM holds at a destination, and queue the difference."""
+
+    @abc.abstractmethod
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """Drop dead letters an operator gave up on (kept in the attempt history); how many."""
+
+    @abc.abstractmethod
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        """Customers whose Plain id, email (any case) or external id is ``query``, each with
+        desired and applied state and the attempts kept per (group, target)."""
+
+    @abc.abstractmethod
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        """The newest inbox rows, each with its per-target outcome."""
+
+    @abc.abstractmethod
+    async def expire(self, kind: PruneKind, before: float, limit: int) -> int:
+        """Delete up to ``limit`` rows of ``kind`` older than ``before`` (epoch seconds), in
+        one short transaction; returns how many. Callers loop while it returns ``limit``."""
+
+    @abc.abstractmethod
+    async def storage_bytes(self) -> int | None:
+        """The store's size on disk, or None where the backend cannot tell."""

@@ -1,8 +1,8 @@
 """The store's rules, for every backend: what an event, an outcome or a replay does to state.
 
 This module is the contract a store backend follows. A backend implements storage: the
-:class:`Tx` primitives below inside one transaction per :class:`~connector.store.base.Store`
-call, plus connections, leasing exclusivity and ``take_over``. It never re-decides what
+:class:`Tx` primitives (in :mod:`connector.store.tx`, re-exported here) inside one
+transaction per :class:`~connector.store.base.Store` call, plus connections, leasing exclusivity and ``take_over``. It never re-decides what
 the functions here decide. An SQL backend gets the primitives for free from
 :class:`connector.store.sql.SqlTx` (portable SQL; only the placeholder style and the
 claim's row locking differ per database).
@@ -13,12 +13,18 @@ State, per backend (SQLite's tables in :mod:`connector.store.sqlite.schema`):
   its unique key is what makes Plain's redeliveries duplicates.
 - *customers*, *groups*, *memberships* (desired state), each row stamped with the
   (event time, event id) of the event that wrote it. Memberships also keep the stamp of
-  the oldest event seen for the pair (``Membership.first``).
+  the oldest event seen for the pair (``Membership.first``). Customers and groups carry a
+  ``deleted`` flag; *group_keys* remembers which group had each key last.
 - *applied*: per (target, destination, customer, group) what the CRM is believed to
   have: ``assumed`` (from an event's before-state), ``confirmed`` or ``not_in_crm``.
 - *outbox*: work, one row per key while desired differs from applied, with a version that
-  moves whenever desired moves, and a lease (owner, until) while a runner holds it.
-- *dead letters*: work given up on, kept for an operator to replay.
+  moves whenever desired moves, and a lease (owner, until) while a runner holds it. A row
+  whose ``contact`` is set is not that: it is a removal addressed to an email the customer
+  used to have (its key's applied state is the customer's current contact's).
+- *dead letters*: work given up on, kept for an operator to replay (with its ``contact``).
+- *attempts*: every outcome written back (and every replay or discard of a dead letter),
+  with the CRM's answer, per destination and pair: the history an operator reads. Pruned
+  with the inbox ids by retention (:func:`prune`), never needed for correctness.
 
 The rules:
 
@@ -32,7 +38,16 @@ The rules:
    cannot be mistaken for the new wish.
 4. **Only the lease owner writes an outcome back** (:func:`finish_step`); a confirmation
    or skip is recorded as applied state whoever holds the lease, since it is a fact.
-5. **Dead-letter replay** re-queues against desired state as it is now.
+5. **Dead-letter replay** re-queues against desired state as it is now (a deleted
+   customer or group wants no adds).
+6. **Lifecycle** (email changes, customer and group deletions, keys a group used to have):
+   the rules in :mod:`connector.store.lifecycle`, driven by a :class:`~connector.store.base.Policy`.
+7. **History is written with the outcome**: :func:`finish` records one attempt per result
+   in the same transaction, whoever holds the lease (the CRM answered either way).
+8. **Retention only forgets what correctness does not need**: inbox ids older than the
+   dedup window (a later redelivery is then re-applied, harmless since newest wins),
+   attempts, dead letters and unprocessable bodies past their windows; never desired or
+   applied state, never work. Each prune is one short transaction of at most ``limit`` rows.
 
 Rules 6-10, for desired state read from Plain's API (backfill, reconcile, resync, verify),
 are in :mod:`connector.store.core_sync`.
@@ -47,113 +62,50 @@ hand one row to two owners (SQLite: one writer; PostgreSQL: ``FOR UPDATE SKIP LO
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from collections.abc import Sequence
+from dataclasses import replace
 
-from connector.plain.changes import CustomerInfo, GroupInfo, MembershipChange, ParsedEvent
-from connector.store.base import AcceptResult, Finished, Route, RunInfo, StatusReport, TargetStatus
+from connector.plain.changes import MembershipChange, ParsedEvent
+from connector.store import lifecycle
+from connector.store.base import (
+    DEFAULT_POLICY,
+    AcceptResult,
+    Finished,
+    Policy,
+    PruneKind,
+    Route,
+    StatusReport,
+    TargetStatus,
+)
+from connector.store.tx import (
+    AppliedNote,
+    FinishStep,
+    InboxStatus,
+    Membership,
+    Stamp,
+    Stored,
+    Tx,
+    WorkKey,
+    WorkRow,
+    finish_step,
+    reconcile,
+)
 
-#: (event time, event id): the order of facts
-Stamp = tuple[str, str]
-InboxStatus = Literal["processed", "ignored", "unprocessable"]
-AppliedNote = Literal["assumed", "confirmed", "not_in_crm"]
-
-
-@dataclass(frozen=True, slots=True)
-class WorkKey:
-    """One destination's view of one (customer, group): the unit of applied state and work."""
-
-    target: str
-    dest: str
-    customer_id: str
-    group_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """Desired state of one (customer, group)."""
-
-    member: bool
-    #: the newest event that moved it
-    stamp: Stamp
-    #: the oldest event seen for the pair: its before-state is the best guess of the CRM's
-    first: Stamp
-
-
-@dataclass(frozen=True, slots=True)
-class WorkRow:
-    """What :func:`finish_step` needs of a claimed outbox row as it is now."""
-
-    version: int
-    desired: bool
-    lease_owner: str | None
-
-
-class Tx(Protocol):
-    """Storage primitives, all inside the caller's transaction. Booleans are state, not SQL."""
-
-    def insert_event(
-        self, key: str, event_type: str | None, event_time: str | None, status: InboxStatus, now: float,
-        reason: str | None = None, body: bytes | None = None,
-    ) -> bool:  # fmt: skip
-        """Insert an inbox row unless ``key`` exists; True if inserted."""
-
-    def delete_unprocessable(self, key: str) -> None: ...
-    def lock_pair(self, customer_id: str, group_id: str) -> None:
-        """Hold off other transactions touching this pair's state until commit (see above)."""
-
-    def upsert_customer(self, customer: CustomerInfo, stamp: Stamp) -> None:
-        """Insert, or update if ``stamp`` is newer; a missing email keeps the known one."""
-
-    def upsert_group(self, group: GroupInfo, stamp: Stamp, deleted: bool) -> None:
-        """Insert, or update if ``stamp`` is newer; a missing key or name keeps the known one."""
-
-    def membership(self, customer_id: str, group_id: str) -> Membership | None: ...
-    def put_membership(self, customer_id: str, group_id: str, state: Membership) -> None: ...
-    def applied(self, key: WorkKey) -> bool | None: ...
-    def assume(self, key: WorkKey, member: bool) -> None:
-        """Insert ``assumed`` applied state (no row exists)."""
-
-    def correct_assumed(self, key: WorkKey, member: bool) -> None:
-        """Set the member flag of ``key``'s applied state if (and only if) it is ``assumed``."""
-
-    def record_applied(self, key: WorkKey, member: bool, note: AppliedNote, detail: str | None, now: float) -> None:
-        """Insert or overwrite applied state."""
-
-    def put_work(self, key: WorkKey, desired: bool, event_id: str, now: float) -> None:
-        """Upsert the outbox row: new desired, version + 1, due ``now``, attempts and error reset."""
-
-    def drop_work(self, key: WorkKey, desired: bool, event_id: str, now: float) -> None:
-        """Delete the row unless leased (lease_until >= now); a leased one gets desired, version + 1."""
-
-    def work_row(self, work_id: int) -> WorkRow | None: ...
-    def delete_work(self, work_id: int) -> None: ...
-    def requeue_work(self, work_id: int, now: float) -> None:
-        """Unlease, due ``now``, attempts 0."""
-
-    def retry_work(self, work_id: int, due_at: float, error: str | None) -> None:
-        """Unlease, attempts + 1, due ``due_at``, last error ``error``."""
-
-    def add_dead_letter(
-        self, key: WorkKey, desired: bool, event_id: str, attempts: int, reason: str, now: float
-    ) -> None: ...
-    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey]]: ...
-    def delete_dead_letter(self, letter_id: int) -> None: ...
-    def inbox_counts(self) -> Iterable[tuple[str, int]]: ...
-    def work_counts(self, now: float) -> Iterable[tuple[str, int, int, int, int, float]]:
-        """Per target: backlog, due and unleased, leased, retrying, earliest due_at."""
-
-    def latest_errors(self) -> Iterable[tuple[str, str]]:
-        """Per target: last error of the row due latest among rows that have one."""
-
-    def dead_letter_counts(self) -> Iterable[tuple[str, int]]: ...
-    def applied_counts(self) -> Iterable[tuple[str, AppliedNote, int, float | None]]:
-        """Per target and non-``assumed`` note: count and newest applied_at."""
-
-    def recent_unprocessable(self, limit: int) -> list[dict[str, object]]: ...
-    def latest_runs(self) -> list[RunInfo]:
-        """The newest backfill / reconcile run of each kind (see :mod:`connector.store.core_sync`)."""
+__all__ = [
+    "AppliedNote",
+    "FinishStep",
+    "InboxStatus",
+    "Membership",
+    "Stamp",
+    "Stored",
+    "Tx",
+    "WorkKey",
+    "WorkRow",
+    "accept_event",
+    "finish",
+    "finish_step",
+    "reconcile",
+]
 
 
 def move_membership(current: Membership | None, added: bool, stamp: Stamp) -> tuple[Membership | None, bool]:
@@ -176,22 +128,29 @@ def assumed_before(current: Membership | None, added: bool) -> bool:
     return current.member if current is not None else not added
 
 
-def accept_event(tx: Tx, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float) -> AcceptResult:
+def accept_event(
+    tx: Tx, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float, policy: Policy = DEFAULT_POLICY
+) -> AcceptResult:
     """Record ``event``, move desired state, create work. ``routes[i]`` serve ``changes[i]``."""
     status: InboxStatus = "ignored" if event.kind == "ignored" else "processed"
     if not tx.insert_event(event.event_id, event.event_type, event.event_time, status, now):
         return AcceptResult("duplicate")
     stamp = (event.event_time, event.event_id)
-    if event.customer is not None:
-        tx.upsert_customer(event.customer, stamp)
-    if event.group is not None:
-        tx.upsert_group(event.group, stamp, deleted=event.group_deleted)
+    customer_gone = False
     applied = stale = work = 0
+    if event.customer is not None:
+        deleted = event.kind == "customer_deleted"
+        customer_gone, work = lifecycle.update_customer(tx, event.customer, stamp, deleted, policy, now)
+    if event.group is not None:
+        work += lifecycle.update_group(tx, event.group, stamp, event.group_deleted, policy, now)[1]
     for change, change_routes in zip(event.changes, routes, strict=False):
         if change.customer != event.customer:
-            tx.upsert_customer(change.customer, stamp)
-        tx.upsert_group(change.group, stamp, deleted=False)
-        moved, created = _apply_change(tx, change, change_routes, stamp, now)
+            customer_gone, created = lifecycle.update_customer(tx, change.customer, stamp, False, policy, now)
+            work += created
+        group_gone = lifecycle.update_group(tx, change.group, stamp, False, policy, now)[0]
+        gone = lifecycle.Gone(customer_gone, group_gone, policy)
+        all_routes = lifecycle.with_former_keys(tx, change.group.id, change_routes, policy)
+        moved, created = _apply_change(tx, change, all_routes, stamp, now, gone)
         applied += moved
         stale += not moved
         work += created
@@ -199,7 +158,7 @@ def accept_event(tx: Tx, event: ParsedEvent, routes: Sequence[Sequence[Route]], 
 
 
 def _apply_change(
-    tx: Tx, change: MembershipChange, routes: Sequence[Route], stamp: Stamp, now: float
+    tx: Tx, change: MembershipChange, routes: Sequence[Route], stamp: Stamp, now: float, gone: lifecycle.Gone
 ) -> tuple[bool, int]:
     customer_id, group_id = change.customer.id, change.group.id
     tx.lock_pair(customer_id, group_id)
@@ -218,23 +177,9 @@ def _apply_change(
         key = WorkKey(route.target, route.dest, customer_id, group_id)
         if late:
             tx.correct_assumed(key, before)
-        created += reconcile(tx, key, state.member, before, stamp[1], now)
+        desired = state.member and not gone.here(route)
+        created += reconcile(tx, key, desired, before, stamp[1], now)
     return moved, created
-
-
-def reconcile(tx: Tx, key: WorkKey, desired: bool, prior: bool, event_id: str, now: float) -> int:
-    """Rule 3: make the outbox hold exactly the work between desired and applied; 1 if due."""
-    applied = tx.applied(key)
-    if applied is None:
-        tx.assume(key, prior)
-        applied = prior
-    if desired == applied:
-        # Nothing to do, unless a worker is sending the opposite right now: then the row
-        # stays so that, once it lands, the runner sees desired differs and reverses it.
-        tx.drop_work(key, desired, event_id, now)
-        return 0
-    tx.put_work(key, desired, event_id, now)
-    return 1
 
 
 def unprocessable_key(body: bytes, event_id: str | None) -> str:
@@ -250,44 +195,37 @@ def accept_unprocessable(
     return AcceptResult("unprocessable" if stored else "duplicate")
 
 
-def reprocess(tx: Tx, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float) -> AcceptResult:
+def reprocess(
+    tx: Tx, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], now: float, policy: Policy = DEFAULT_POLICY
+) -> AcceptResult:
     tx.delete_unprocessable(key)
-    return accept_event(tx, event, routes, now)
-
-
-FinishStep = Literal["lost_lease", "delete", "requeue", "retry", "dead"]
-
-
-def finish_step(result: Finished, row: WorkRow | None) -> FinishStep:
-    """Rule 4: what a finished item does to its outbox row."""
-    item = result.item
-    confirmed = result.kind in ("done", "skipped")
-    if row is None or row.lease_owner != item.lease_owner:
-        return "lost_lease"  # the lease expired and someone else owns the row now
-    if row.version != item.version:
-        # Desired state moved while we were busy: drop the row if what we just confirmed
-        # is what is now wanted, else make the new wish due at once.
-        return "delete" if confirmed and row.desired == item.desired else "requeue"
-    if confirmed:
-        return "delete"
-    return "retry" if result.kind == "retry" else "dead"
+    return accept_event(tx, event, routes, now, policy)
 
 
 def finish(tx: Tx, result: Finished, now: float) -> None:
     item = result.item
     key = WorkKey(item.target, item.dest, item.customer_id, item.group_id)
     tx.lock_pair(item.customer_id, item.group_id)
-    if result.kind in ("done", "skipped"):
+    # Sent to an email the customer no longer has: a fact about that old contact, not
+    # about the key's (the email change already queued what the old contact needs).
+    moved_away = not item.contact and lifecycle.email_moved(tx, item)
+    if item.contact:
+        lifecycle.finish_old_contact(tx, result, key, now)
+    elif result.kind in ("done", "skipped") and not moved_away:
         # A confirmed change is a fact about the CRM whoever holds the lease now.
         note: AppliedNote = "confirmed" if result.kind == "done" else "not_in_crm"
         tx.record_applied(key, item.desired, note, result.reason, now)
     step = finish_step(result, tx.work_row(item.id))
+    tx.record_attempt(key, item.desired, item.event_id, result.kind, item.attempts + 1, result.reason, now)
+    if moved_away and step == "delete":
+        step = "requeue"
     if step == "requeue":
         tx.requeue_work(item.id, now)
     elif step == "retry":
         tx.retry_work(item.id, result.due_at or now, result.reason)
     elif step == "dead":
-        tx.add_dead_letter(key, item.desired, item.event_id, item.attempts + 1, result.reason or "failed", now)
+        reason = result.reason or "failed"
+        tx.add_dead_letter(key, item.desired, item.event_id, item.attempts + 1, reason, now, item.contact)
     if step in ("delete", "dead"):
         tx.delete_work(item.id)
 
@@ -297,13 +235,38 @@ def replay_dead_letters(tx: Tx, ids: Sequence[int] | None, target: str | None, n
     if ids is not None and not ids:
         return 0
     requeued = 0
-    for letter_id, key in tx.dead_letter_keys(ids, target):
+    for letter_id, key, contact in tx.dead_letter_keys(ids, target):
         tx.delete_dead_letter(letter_id)
         tx.lock_pair(key.customer_id, key.group_id)
+        if contact:
+            requeued += lifecycle.requeue_old_contact(tx, key, contact, now)
+            continue
         state = tx.membership(key.customer_id, key.group_id)
+        wanted = state.member if state is not None else False
+        tx.record_attempt(key, wanted, state.stamp[1] if state else "", "replayed", 0, "replayed by an operator", now)
         if state is not None:
-            requeued += reconcile(tx, key, state.member, not state.member, state.stamp[1], now)
+            desired = state.member and not lifecycle.deleted_either(tx, key)
+            requeued += reconcile(tx, key, desired, not state.member, state.stamp[1], now)
     return requeued
+
+
+def discard_dead_letters(tx: Tx, ids: Sequence[int], now: float) -> int:
+    """Forget dead letters; the attempt history keeps that an operator did."""
+    if not ids:
+        return 0
+    discarded = 0
+    for letter_id, key, _contact in tx.dead_letter_keys(ids, None):
+        tx.delete_dead_letter(letter_id)
+        state = tx.membership(key.customer_id, key.group_id)
+        wanted = state.member if state is not None else False
+        tx.record_attempt(key, wanted, "", "discarded", 0, "discarded by an operator", now)
+        discarded += 1
+    return discarded
+
+
+def expire(tx: Tx, kind: PruneKind, before: float, limit: int) -> int:
+    """Rule 8: one batch of at most ``limit`` rows of ``kind`` older than ``before``."""
+    return tx.prune_rows(kind, before, max(1, limit))
 
 
 def read_status(tx: Tx, now: float) -> StatusReport:
@@ -326,4 +289,6 @@ def read_status(tx: Tx, now: float) -> StatusReport:
             entry.last_applied_at = last
     report.unprocessable = tx.recent_unprocessable(20)
     report.runs = {run.kind: run for run in tx.latest_runs()}
+    report.deleted_groups = tx.deleted_groups()
+    report.storage = {"size_bytes": None, "oldest": tx.oldest_rows()}
     return report

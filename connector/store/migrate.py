@@ -1,10 +1,10 @@
 """``migrate-store``: copy every table of one store into another (SQLite <-> PostgreSQL).
 
 Copied: the inbox (so redeliveries of events already seen stay duplicates, and kept
-unprocessable bodies come along), customers, groups, desired state, applied state, pending
-work and dead letters, ids included. Leases are not copied: nothing is in flight in a store
-nobody serves yet. Shared rate-limit buckets are not state and are not copied. The whole
-destination is written in one transaction, so a failed copy leaves it as it was.
+unprocessable bodies come along), customers, groups and which group had each key, desired
+state, applied state, pending work, dead letters and the attempt history, ids included.
+Leases are not copied: nothing is in flight in a store nobody serves yet. Shared rate-limit
+buckets are not state and are not copied. The whole destination is written in one transaction, so a failed copy leaves it as it was.
 """
 
 from __future__ import annotations
@@ -22,22 +22,27 @@ from connector.store import StoreUnavailable, StoreURLError, open_store, sqlite_
 #: table -> columns, in an order that is valid for both backends
 TABLES: dict[str, tuple[str, ...]] = {
     "inbox": ("event_id", "event_type", "event_time", "received_at", "status", "reason", "body"),
-    "customers": ("customer_id", "email", "external_id", "full_name", "event_time", "event_id"),
+    "customers": ("customer_id", "email", "external_id", "full_name", "deleted", "event_time", "event_id"),
     "groups": ("group_id", "group_key", "name", "deleted", "event_time", "event_id"),
+    "group_keys": ("group_key", "group_id", "event_time", "event_id"),
     "memberships": ("customer_id", "group_id", "member", "event_time", "event_id", "first_time", "first_id"),
     "applied": ("target", "dest", "customer_id", "group_id", "member", "note", "detail", "applied_at"),
     "outbox": (
         "id", "target", "dest", "customer_id", "group_id", "desired", "version", "event_id", "due_at", "attempts",
-        "lease_owner", "lease_until", "last_error",
+        "lease_owner", "lease_until", "last_error", "contact",
     ),
     "dead_letters": (
         "id", "target", "dest", "customer_id", "group_id", "desired", "event_id", "attempts", "reason", "failed_at",
+        "contact",
+    ),
+    "attempts": (
+        "id", "target", "dest", "customer_id", "group_id", "desired", "event_id", "kind", "attempt", "reason", "at",
     ),
 }  # fmt: skip
 #: columns cleared on the way: a lease belongs to a process of the source's service
 _CLEARED = {"lease_owner", "lease_until"}
 #: tables whose ids continue after the copied ones
-_IDENTITY = ("outbox", "dead_letters")
+_IDENTITY = ("outbox", "dead_letters", "attempts")
 
 
 class DestinationNotEmpty(RuntimeError):

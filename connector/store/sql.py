@@ -16,14 +16,18 @@ from typing import Any, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import DeadLetter, WorkItem
-from connector.store.core import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
+from connector.store.sql_history import HistorySql
+from connector.store.sql_lifecycle import CURRENT, KEY, LifecycleSql, newer, wkey
 from connector.store.sql_sync import SyncSql
+from connector.store.tx import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
 
-_KEY = "target = ? AND dest = ? AND customer_id = ? AND group_id = ?"
+_KEY = KEY
+_CURRENT = CURRENT
 
 _CLAIM_COLUMNS = (
     "o.id, o.version, o.target, o.dest, o.customer_id, o.group_id, o.desired, o.attempts, o.lease_owner,"
-    " c.email, c.external_id, c.full_name, g.group_key, g.name, o.event_id, m.event_time"
+    " coalesce(nullif(o.contact, ''), c.email), c.external_id, c.full_name, g.group_key, g.name, o.event_id,"
+    " m.event_time, o.contact"
 )
 _CLAIM_JOINS = (
     " FROM outbox o LEFT JOIN customers c ON c.customer_id = o.customer_id"
@@ -53,15 +57,11 @@ def _restyle(sql: str, placeholder: str) -> str:
     return sql.replace("?", placeholder)
 
 
-def _newer(table: str) -> str:
-    return f"(excluded.event_time, excluded.event_id) > ({table}.event_time, {table}.event_id)"
-
-
-class SqlTx(SyncSql):
-    """The storage primitives over one DB-API connection inside an open transaction.
-
-    The primitives of backfill, resync and verify come from :class:`~connector.store.sql_sync.SyncSql`.
-    """
+class SqlTx(LifecycleSql, HistorySql, SyncSql):
+    """The storage primitives over one DB-API connection inside an open transaction
+    (lifecycle ones in :class:`~connector.store.sql_lifecycle.LifecycleSql`, history and
+    retention ones in :class:`~connector.store.sql_history.HistorySql`, those of backfill,
+    resync and verify in :class:`~connector.store.sql_sync.SyncSql`)."""
 
     #: the driver's positional placeholder (``%s`` for psycopg)
     placeholder = "?"
@@ -96,25 +96,30 @@ class SqlTx(SyncSql):
     def lock_pair(self, customer_id: str, group_id: str) -> None:
         """Nothing to do with one writer; a backend with concurrent writers overrides this."""
 
-    def upsert_customer(self, customer: CustomerInfo, stamp: Stamp) -> None:
+    def upsert_customer(self, customer: CustomerInfo, stamp: Stamp, deleted: bool = False) -> None:
         self.run(
-            "INSERT INTO customers (customer_id, email, external_id, full_name, event_time, event_id)"
-            " VALUES (?,?,?,?,?,?) ON CONFLICT (customer_id) DO UPDATE SET"
+            "INSERT INTO customers (customer_id, email, external_id, full_name, deleted, event_time, event_id)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT (customer_id) DO UPDATE SET"
             " email = coalesce(excluded.email, customers.email), external_id = excluded.external_id,"
-            " full_name = excluded.full_name, event_time = excluded.event_time, event_id = excluded.event_id"
-            f" WHERE {_newer('customers')}",
-            (customer.id, customer.email, customer.external_id, customer.full_name, *stamp),
+            " full_name = excluded.full_name, deleted = excluded.deleted, event_time = excluded.event_time,"
+            f" event_id = excluded.event_id WHERE {newer('customers')}",
+            (customer.id, customer.email, customer.external_id, customer.full_name, int(deleted), *stamp),
         )
 
     def upsert_group(self, group: GroupInfo, stamp: Stamp, deleted: bool) -> None:
+        if group.key is not None:
+            self.bind_key(group.key, group.id, stamp)
         self.run(
             "INSERT INTO groups (group_id, group_key, name, deleted, event_time, event_id) VALUES (?,?,?,?,?,?)"
             " ON CONFLICT (group_id) DO UPDATE SET group_key = coalesce(excluded.group_key, groups.group_key),"
-            " name = coalesce(excluded.name, groups.name), deleted = excluded.deleted,"
+            " name = coalesce(excluded.name, groups.name),"
+            " deleted = CASE WHEN groups.deleted = 1 THEN 1 ELSE excluded.deleted END,"
             " event_time = excluded.event_time, event_id = excluded.event_id"
-            f" WHERE {_newer('groups')}",
+            f" WHERE {newer('groups')}",
             (group.id, group.key, group.name, int(deleted), *stamp),
         )
+        if deleted:  # final whatever its time: an older deletion still deleted the group
+            self.run("UPDATE groups SET deleted = 1 WHERE group_id = ?", (group.id,))
 
     def membership(self, customer_id: str, group_id: str) -> Membership | None:
         row = self.run(
@@ -134,40 +139,42 @@ class SqlTx(SyncSql):
         )
 
     def applied(self, key: WorkKey) -> bool | None:
-        row = self.run(f"SELECT member FROM applied WHERE {_KEY}", _key(key)).fetchone()
+        row = self.run(f"SELECT member FROM applied WHERE {_KEY}", wkey(key)).fetchone()
         return None if row is None else bool(row[0])
 
     def assume(self, key: WorkKey, member: bool) -> None:
         self.run(
             "INSERT INTO applied (target, dest, customer_id, group_id, member, note) VALUES (?,?,?,?,?, 'assumed')",
-            (*_key(key), int(member)),
+            (*wkey(key), int(member)),
         )
 
     def correct_assumed(self, key: WorkKey, member: bool) -> None:
-        self.run(f"UPDATE applied SET member = ? WHERE {_KEY} AND note = 'assumed'", (int(member), *_key(key)))
+        self.run(f"UPDATE applied SET member = ? WHERE {_KEY} AND note = 'assumed'", (int(member), *wkey(key)))
 
     def record_applied(self, key: WorkKey, member: bool, note: AppliedNote, detail: str | None, now: float) -> None:
         self.run(
             "INSERT INTO applied (target, dest, customer_id, group_id, member, note, detail, applied_at)"
             " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (target, dest, customer_id, group_id) DO UPDATE SET"
             " member = excluded.member, note = excluded.note, detail = excluded.detail, applied_at = excluded.applied_at",
-            (*_key(key), int(member), note, detail, now),
+            (*wkey(key), int(member), note, detail, now),
         )
 
     def put_work(self, key: WorkKey, desired: bool, event_id: str, now: float) -> None:
         self.run(
             "INSERT INTO outbox (target, dest, customer_id, group_id, desired, event_id, due_at) VALUES (?,?,?,?,?,?,?)"
-            " ON CONFLICT (target, dest, customer_id, group_id) DO UPDATE SET desired = excluded.desired,"
+            " ON CONFLICT (target, dest, customer_id, group_id, contact) DO UPDATE SET desired = excluded.desired,"
             " version = outbox.version + 1, event_id = excluded.event_id, due_at = excluded.due_at,"
             " attempts = 0, last_error = NULL",
-            (*_key(key), int(desired), event_id, now),
+            (*wkey(key), int(desired), event_id, now),
         )
 
     def drop_work(self, key: WorkKey, desired: bool, event_id: str, now: float) -> None:
-        self.run(f"DELETE FROM outbox WHERE {_KEY} AND (lease_until IS NULL OR lease_until < ?)", (*_key(key), now))
         self.run(
-            f"UPDATE outbox SET desired = ?, version = version + 1, event_id = ? WHERE {_KEY}",
-            (int(desired), event_id, *_key(key)),
+            f"DELETE FROM outbox WHERE {_KEY}{_CURRENT} AND (lease_until IS NULL OR lease_until < ?)", (*wkey(key), now)
+        )
+        self.run(
+            f"UPDATE outbox SET desired = ?, version = version + 1, event_id = ? WHERE {_KEY}{_CURRENT}",
+            (int(desired), event_id, *wkey(key)),
         )
 
     def work_row(self, work_id: int) -> WorkRow | None:
@@ -191,20 +198,20 @@ class SqlTx(SyncSql):
         )
 
     def add_dead_letter(
-        self, key: WorkKey, desired: bool, event_id: str, attempts: int, reason: str, now: float
+        self, key: WorkKey, desired: bool, event_id: str, attempts: int, reason: str, now: float, contact: str = ""
     ) -> None:
         self.run(
             "INSERT INTO dead_letters (target, dest, customer_id, group_id, desired, event_id, attempts, reason,"
-            " failed_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (*_key(key), int(desired), event_id, attempts, reason, now),
+            " failed_at, contact) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (*wkey(key), int(desired), event_id, attempts, reason, now, contact),
         )
 
-    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey]]:
+    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey, str]]:
         where, params = _letters_where("", ids, target)
         rows = self.run(
-            f"SELECT id, target, dest, customer_id, group_id FROM dead_letters{where} ORDER BY id", params
+            f"SELECT id, target, dest, customer_id, group_id, contact FROM dead_letters{where} ORDER BY id", params
         ).fetchall()
-        return [(r[0], WorkKey(r[1], r[2], r[3], r[4])) for r in rows]
+        return [(r[0], WorkKey(r[1], r[2], r[3], r[4]), r[5]) for r in rows]
 
     def delete_dead_letter(self, letter_id: int) -> None:
         self.run("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
@@ -212,8 +219,9 @@ class SqlTx(SyncSql):
     def dead_letters(self, target: str | None, limit: int) -> list[DeadLetter]:
         where, params = _letters_where("d.", None, target)
         rows = self.run(
-            "SELECT d.id, d.target, d.dest, d.customer_id, d.group_id, g.group_key, c.email, d.desired, d.event_id,"
-            " d.attempts, d.reason, d.failed_at FROM dead_letters d"
+            "SELECT d.id, d.target, d.dest, d.customer_id, d.group_id, g.group_key,"
+            " coalesce(nullif(d.contact, ''), c.email), d.desired, d.event_id, d.attempts, d.reason, d.failed_at,"
+            " d.contact FROM dead_letters d"
             " LEFT JOIN groups g ON g.group_id = d.group_id LEFT JOIN customers c ON c.customer_id = d.customer_id"
             f"{where} ORDER BY d.id LIMIT ?",
             (*params, limit),
@@ -301,10 +309,6 @@ class SqlTx(SyncSql):
         return [{"event_id": r[0], "event_type": r[1], "received_at": r[2], "reason": r[3]} for r in rows]
 
 
-def _key(key: WorkKey) -> tuple[str, str, str, str]:
-    return (key.target, key.dest, key.customer_id, key.group_id)
-
-
 def _letters_where(prefix: str, ids: Sequence[int] | None, target: str | None) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -321,7 +325,7 @@ def _work_item(r: Sequence[Any]) -> WorkItem:
     return WorkItem(
         id=r[0], version=r[1], target=r[2], dest=r[3], customer_id=r[4], group_id=r[5], desired=bool(r[6]),
         attempts=r[7], lease_owner=r[8], email=r[9], external_id=r[10], full_name=r[11], group_key=r[12],
-        group_name=r[13], event_id=r[14], event_time=r[15],
+        group_name=r[13], event_id=r[14], event_time=r[15], contact=r[16],
     )  # fmt: skip
 
 
@@ -329,4 +333,5 @@ def _dead_letter(r: Sequence[Any]) -> DeadLetter:
     return DeadLetter(
         id=r[0], target=r[1], dest=r[2], customer_id=r[3], group_id=r[4], group_key=r[5], email=r[6],
         action="add" if r[7] else "remove", event_id=r[8], attempts=r[9], reason=r[10], failed_at=r[11],
+        contact=r[12],
     )  # fmt: skip

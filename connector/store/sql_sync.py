@@ -14,6 +14,7 @@ from connector.plain.changes import GroupInfo
 from connector.store.base import GroupRead, RunInfo, RunStatus, SyncKind
 from connector.store.core import AppliedNote, WorkKey
 from connector.store.core_sync import GroupMember
+from connector.store.sql_lifecycle import CURRENT
 
 _KEY = "target = ? AND dest = ? AND customer_id = ? AND group_id = ?"
 _RUN = (
@@ -41,7 +42,7 @@ class SyncSql:
         raise NotImplementedError
 
     def queued(self, key: WorkKey) -> bool | None:
-        row = self.run(f"SELECT desired FROM outbox WHERE {_KEY}", _key(key)).fetchone()
+        row = self.run(f"SELECT desired FROM outbox WHERE {_KEY}{CURRENT}", _key(key)).fetchone()
         return None if row is None else bool(row[0])
 
     def applied_note(self, key: WorkKey) -> AppliedNote | None:

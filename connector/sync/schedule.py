@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from connector.config import Config
 from connector.mappings import MappingSet
+from connector.metrics import Metrics
 from connector.plain.api import PlainApi
 from connector.store.base import RunInfo, Store
 from connector.sync.backfill import backfill
@@ -44,6 +45,7 @@ class Host:
     mappings: Callable[[], MappingSet]  # the live set, re-read at each run
     stopping: asyncio.Event
     wake: Callable[[], None]  # new work: wake the delivery runners
+    metrics: Metrics | None = None  # counts the runs made here (a ``backfill`` command's show in status)
 
 
 async def reconcile_forever(service: Host) -> None:
@@ -85,7 +87,15 @@ async def _run_once(service: Host, api_key: str, every: float) -> None:
         if "reconcile" in runs:
             await service.store.finish_run(runs["reconcile"].id, "failed", str(exc), retry)
         log.error("scheduled reconcile failed (%s); next try in %.0fs", exc, retry - time.time())
+        _count(service, "failed", 0)
         return
     service.wake()
     counts = result.counts
+    _count(service, result.run.status if result.run else "done", counts.changes)
     log.info("scheduled reconcile done: %s; next in %.0fs", counts.text(), every)
+
+
+def _count(service: Host, outcome: str, changes: int) -> None:
+    if service.metrics is not None:
+        service.metrics.backfill_runs.labels("reconcile", outcome).inc()
+        service.metrics.backfill_changes.labels("reconcile").inc(changes)

@@ -101,3 +101,35 @@ def test_an_unreachable_server_is_unavailable_and_the_password_never_shown() -> 
     with pytest.raises(StoreUnavailable) as caught:
         run(s.open())
     assert "s3cret-pw" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_schema_2_database_is_upgraded_in_place_with_its_work(pg_url: str) -> None:
+    import psycopg
+    from connector.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE
+
+    with psycopg.connect(pg_url) as conn:  # what the release before lifecycle left behind
+        conn.execute(VERSION_TABLE)
+        for step in MIGRATIONS[:2]:
+            conn.execute(step.sql)
+            conn.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, 'old')", (step.version,))
+        conn.execute("INSERT INTO groups VALUES ('g1', 'vip', 'VIP', 0, '2024-01-02', 'e2')")
+        conn.execute("INSERT INTO customers VALUES ('c1', 'a@example.com', NULL, NULL, '2024-01-02', 'e2')")
+        conn.execute(
+            "INSERT INTO outbox (target, dest, customer_id, group_id, desired, event_id, due_at)"
+            " VALUES ('crm', '{}', 'c1', 'g1', 1, 'e2', 0)"
+        )
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        s = _store(pg_url)
+        await s.open()
+        try:
+            return await s.group_keys(), await s.claim("crm", 10, "me", 60)
+        finally:
+            await s.close()
+
+    keys, items = run(scenario())
+    assert [(k.key, k.group_id, k.deleted) for k in keys] == [("vip", "g1", False)]
+    assert [(i.customer_id, i.email, i.contact, i.desired) for i in items] == [("c1", "a@example.com", "", True)]
+    with psycopg.connect(pg_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))

@@ -50,6 +50,7 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
     from connector.store import StoreUnavailable
+    from connector.store.sqlite.schema import SCHEMA_VERSION
 
     conn = sqlite3.connect(tmp_path / "t.db")
     conn.execute("PRAGMA user_version = 999")
@@ -64,13 +65,14 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
         await s.close()
         return "opened"
 
-    assert "newer plain-crm-sync (schema 999 > 1)" in run(scenario())
+    assert f"newer plain-crm-sync (schema 999 > {SCHEMA_VERSION})" in run(scenario())
 
 
 def test_the_version_table_records_the_schema_and_a_newer_one_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
     from connector.store import StoreUnavailable
+    from connector.store.sqlite.schema import SCHEMA_VERSION
 
     run(_open_and_close(tmp_path))
     conn = sqlite3.connect(tmp_path / "t.db")
@@ -78,12 +80,12 @@ def test_the_version_table_records_the_schema_and_a_newer_one_is_refused(tmp_pat
     with conn:
         conn.execute("INSERT INTO schema_migrations (version, description) VALUES (7, 'from the future')")
     conn.close()
-    assert recorded == [(1,)]
+    assert recorded == [(SCHEMA_VERSION,)]
     try:
         run(_open_and_close(tmp_path))
         raise AssertionError("a store from a newer release must be refused")
     except StoreUnavailable as exc:
-        assert "newer plain-crm-sync (schema 7 > 1)" in str(exc)
+        assert f"newer plain-crm-sync (schema 7 > {SCHEMA_VERSION})" in str(exc)
 
 
 async def _open_and_close(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.conftest import free_port, run_cli, wait_for
@@ -92,7 +94,7 @@ def test_serve_reconciles_on_schedule_and_status_shows_it(tmp_path, fake, api_ur
     ids = [fake.data.add_customer(f"C {i}", f"c{i}@example.com", groups=[ent]) for i in range(3)]
     port = free_port()
     config = setup(tmp_path, api_url, port=port, reconcile={"every": "2s"})
-    serve_factory(config, port)
+    serve = serve_factory(config, port)
     wait_for(lambda: {x["customer_id"] for x in audit_lines(config)} == set(ids), timeout=20)
     fake.data.leave(ids[0], "enterprise")
     wait_for(lambda: len(audit_lines(config)) == 4, timeout=20)
@@ -102,6 +104,15 @@ def test_serve_reconciles_on_schedule_and_status_shows_it(tmp_path, fake, api_ur
     assert run["kind"] == "reconcile" and run["groups"] == 1 and run["next_at"] > run["started_at"]
     text = run_cli("status", "--config", str(config)).stdout
     assert "reconcile: last run #" in text and "next run" in text
+    # The operator's views: the page's runs table, and the counters a dashboard graphs.
+    page = httpx.get(serve.url + "/status", timeout=10).text
+    runs_table = page[page.index('id="runs"') :]
+    assert "reconcile" in runs_table and "1 group(s)" in runs_table
+    metrics = httpx.get(serve.url + "/metrics", timeout=10).text
+    done = re.search(r'^plain_crm_sync_backfill_runs_total\{kind="reconcile",outcome="done"\} (\S+)$', metrics, re.M)
+    changes = re.search(r'^plain_crm_sync_backfill_changes_total\{kind="reconcile"\} (\S+)$', metrics, re.M)
+    assert done and float(done.group(1)) >= 2  # the first read, and the one that found the removal
+    assert changes and float(changes.group(1)) >= 4  # three joins, one leave
 
 
 def test_reconcile_every_accepts_durations_and_refuses_nonsense(tmp_path, api_url):

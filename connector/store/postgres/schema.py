@@ -168,10 +168,61 @@ CREATE TABLE sync_run_groups (
 );
 """
 
+_V4 = """
+-- Lifecycle (as SQLite's schema 2): a customer_deleted newer than any other event marks
+-- the customer; an outbox row or dead letter with a contact is a removal from an email the
+-- customer used to have, so the contact is part of the outbox's key.
+ALTER TABLE customers ADD COLUMN deleted smallint NOT NULL DEFAULT 0;
+ALTER TABLE dead_letters ADD COLUMN contact text NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN contact text NOT NULL DEFAULT '';
+ALTER TABLE outbox DROP CONSTRAINT outbox_target_dest_customer_id_group_id_key;
+ALTER TABLE outbox ADD CONSTRAINT outbox_key UNIQUE (target, dest, customer_id, group_id, contact);
+
+-- Which group had a key last (newest event wins): a mapping written by key keeps
+-- following its group after Plain re-keys it, until another group takes the key.
+CREATE TABLE group_keys (
+    group_key   text PRIMARY KEY,
+    group_id    text NOT NULL,
+    event_time  text COLLATE "C" NOT NULL,
+    event_id    text COLLATE "C" NOT NULL
+);
+CREATE INDEX group_keys_group ON group_keys (group_id);
+INSERT INTO group_keys (group_key, group_id, event_time, event_id)
+    SELECT DISTINCT ON (group_key) group_key, group_id, event_time, event_id FROM groups
+    WHERE group_key IS NOT NULL ORDER BY group_key, event_time DESC, event_id DESC;
+"""
+
+_V5 = """
+-- History (as SQLite's schema 3): one row per outcome written back, or per operator action
+-- on a dead letter (attempt 0); reason is the CRM's answer. Pruned by retention.history_days,
+-- as the inbox and dead letters are by theirs: hence the indexes on their times.
+CREATE TABLE attempts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target      text NOT NULL,
+    dest        text NOT NULL,
+    customer_id text NOT NULL,
+    group_id    text NOT NULL,
+    desired     smallint NOT NULL,
+    event_id    text NOT NULL,
+    kind        text NOT NULL,          -- done | skipped | retry | dead | replayed | discarded
+    attempt     integer NOT NULL,
+    reason      text,
+    at          double precision NOT NULL
+);
+CREATE INDEX attempts_customer ON attempts (customer_id, at);
+CREATE INDEX attempts_event ON attempts (event_id);
+CREATE INDEX attempts_at ON attempts (at);
+CREATE INDEX inbox_received ON inbox (received_at);
+CREATE INDEX dead_letters_failed ON dead_letters (failed_at);
+CREATE INDEX dead_letters_customer ON dead_letters (customer_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, desired and applied state, outbox, dead letters", _V1),
     Migration(2, "rate-limit shares per replica", _V2),
     Migration(3, "backfill and reconcile runs", _V3),
+    Migration(4, "lifecycle: deleted customers, old-contact removals, group keys", _V4),
+    Migration(5, "attempt history and retention indexes", _V5),
 )
 
 #: the newest schema this release knows; a database at a higher version is refused

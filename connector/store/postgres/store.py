@@ -23,14 +23,20 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connector.plain.changes import CustomerInfo, GroupInfo, ParsedEvent
-from connector.store import core, core_sync
+from connector.store import core, core_sync, history
 from connector.store.base import (
+    DEFAULT_POLICY,
     AcceptResult,
+    CustomerHistory,
     DeadLetter,
     Finished,
+    GroupKey,
     GroupRead,
     Merged,
     Operation,
+    Policy,
+    PruneKind,
+    RecentEvent,
     Route,
     RunInfo,
     RunStart,
@@ -54,6 +60,10 @@ T = TypeVar("T")
 _RETRIABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 3
 Job = Callable[[PgTx, float], T]
+_SIZE = (
+    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+)
 
 
 class PostgresStore(Store):
@@ -155,8 +165,12 @@ class PostgresStore(Store):
         # Other replicas' leases are live, and a dead replica's expire on their own.
         return 0
 
-    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx, now: core.accept_event(tx, event, routes, now), lambda: event_keys(event))
+    async def accept(
+        self, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(
+            lambda tx, now: core.accept_event(tx, event, routes, now, policy), lambda: event_keys(event)
+        )
 
     async def accept_unprocessable(
         self, body: bytes, reason: str, event_id: str | None, event_type: str | None
@@ -166,8 +180,15 @@ class PostgresStore(Store):
     async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
         return await self._tx(lambda tx, now: tx.unprocessable_bodies(limit))
 
-    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx, now: core.reprocess(tx, key, event, routes, now), lambda: event_keys(event))
+    async def reprocess(
+        self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(
+            lambda tx, now: core.reprocess(tx, key, event, routes, now, policy), lambda: event_keys(event)
+        )
+
+    async def group_keys(self) -> list[GroupKey]:
+        return await self._tx(lambda tx, now: tx.group_keys())
 
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
         return await self._tx(lambda tx, now: tx.claim(target, limit, owner, now, now + lease_seconds))
@@ -188,7 +209,9 @@ class PostgresStore(Store):
         return await self._tx(lambda tx, now: tx.next_due(target, now))
 
     async def status(self) -> StatusReport:
-        return await self._tx(core.read_status)
+        report = await self._tx(core.read_status)
+        report.storage["size_bytes"] = await self.storage_bytes()
+        return report
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._tx(lambda tx, now: tx.dead_letters(target, limit))
@@ -239,3 +262,19 @@ class PostgresStore(Store):
         self, target: str, dest: str, groups: Collection[str], crm_emails: Collection[str], *, write: bool = True
     ) -> VerifyResult:
         return await self._tx(lambda tx, now: core_sync.verify(tx, target, dest, groups, crm_emails, now, write))
+
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        return await self._tx(lambda tx, now: core.discard_dead_letters(tx, ids, now))
+
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        return await self._tx(lambda tx, now: history.customer_history(tx, query, limit))
+
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        return await self._tx(lambda tx, now: history.recent_events(tx, limit))
+
+    async def expire(self, kind: PruneKind, before: float, limit: int) -> int:
+        return await self._tx(lambda tx, now: core.expire(tx, kind, before, limit))
+
+    async def storage_bytes(self) -> int | None:
+        """Tables of this store's schema with their indexes and TOAST: what the server keeps for it."""
+        return await self._tx(lambda tx, now: int(tx.conn.execute(_SIZE).fetchone()[0]))

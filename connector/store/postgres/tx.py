@@ -42,7 +42,8 @@ _CLAIM = (
     " RETURNING o.*"
     ")"
     " SELECT o.id, o.version, o.target, o.dest, o.customer_id, o.group_id, o.desired, o.attempts, o.lease_owner,"
-    " c.email, c.external_id, c.full_name, g.group_key, g.name, o.event_id, m.event_time"
+    " coalesce(nullif(o.contact, ''), c.email), c.external_id, c.full_name, g.group_key, g.name, o.event_id,"
+    " m.event_time, o.contact"
     " FROM leased o LEFT JOIN customers c ON c.customer_id = o.customer_id"
     " LEFT JOIN groups g ON g.group_id = o.group_id"
     " LEFT JOIN memberships m ON m.customer_id = o.customer_id AND m.group_id = o.group_id"
@@ -140,9 +141,9 @@ class PgTx(SqlTx):
         ).fetchone()
         return None if row is None else WorkRow(row[0], bool(row[1]), row[2])
 
-    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey]]:
+    def dead_letter_keys(self, ids: Sequence[int] | None, target: str | None) -> list[tuple[int, WorkKey, str]]:
         letters = super().dead_letter_keys(ids, target)
-        self.lock(pair_key(key.customer_id, key.group_id) for _id, key in letters)
+        self.lock(pair_key(key.customer_id, key.group_id) for _id, key, _contact in letters)
         return letters
 
     def claim(self, target: str, limit: int, owner: str, now: float, lease_until: float) -> list[WorkItem]:

@@ -10,14 +10,20 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from connector.plain.changes import CustomerInfo, GroupInfo, ParsedEvent
-from connector.store import core, core_sync
+from connector.store import core, core_sync, history
 from connector.store.base import (
+    DEFAULT_POLICY,
     AcceptResult,
+    CustomerHistory,
     DeadLetter,
     Finished,
+    GroupKey,
     GroupRead,
     Merged,
     Operation,
+    Policy,
+    PruneKind,
+    RecentEvent,
     Route,
     RunInfo,
     RunStart,
@@ -31,7 +37,7 @@ from connector.store.base import (
 )
 from connector.store.sql import SqlTx
 from connector.store.sqlite.groupcommit import GroupCommitter
-from connector.store.sqlite.schema import SCHEMA, SCHEMA_VERSION
+from connector.store.sqlite.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 T = TypeVar("T")
 
@@ -44,6 +50,34 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = OFF")
     return conn
+
+
+def _upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION` in one transaction (all or nothing)."""
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'outbox'").fetchone()[0]:
+        version = 1  # tables written before the version was recorded have the first shape
+    if version == 2 and not _has_column(conn, "customers", "deleted"):
+        version = 1  # a pre-release history-only schema 2 (attempts, no lifecycle columns)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version > 0:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, description) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (SCHEMA_VERSION, f"schema {SCHEMA_VERSION}"),
+        )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SQLiteStore(Store):
@@ -61,12 +95,11 @@ class SQLiteStore(Store):
             raise sqlite3.DatabaseError(
                 f"{self.path} was written by a newer plain-crm-sync (schema {version} > {SCHEMA_VERSION})"
             )
-        conn.executescript(SCHEMA)
-        conn.execute(
-            "INSERT OR IGNORE INTO schema_migrations (version, description) VALUES (?, ?)",
-            (SCHEMA_VERSION, "inbox, desired and applied state, outbox, dead letters"),
-        )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            _upgrade(conn, version)
+        except sqlite3.Error:
+            conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
@@ -108,8 +141,10 @@ class SQLiteStore(Store):
         except StoreUnavailable:
             return False
 
-    async def accept(self, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx: core.accept_event(tx, event, routes, time.time()))
+    async def accept(
+        self, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(lambda tx: core.accept_event(tx, event, routes, time.time(), policy))
 
     async def accept_unprocessable(
         self, body: bytes, reason: str, event_id: str | None, event_type: str | None
@@ -119,8 +154,13 @@ class SQLiteStore(Store):
     async def unprocessable_bodies(self, limit: int = 1000) -> list[tuple[str, bytes]]:
         return await self._tx(lambda tx: tx.unprocessable_bodies(limit))
 
-    async def reprocess(self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]]) -> AcceptResult:
-        return await self._tx(lambda tx: core.reprocess(tx, key, event, routes, time.time()))
+    async def reprocess(
+        self, key: str, event: ParsedEvent, routes: Sequence[Sequence[Route]], policy: Policy = DEFAULT_POLICY
+    ) -> AcceptResult:
+        return await self._tx(lambda tx: core.reprocess(tx, key, event, routes, time.time(), policy))
+
+    async def group_keys(self) -> list[GroupKey]:
+        return await self._tx(lambda tx: tx.group_keys())
 
     async def claim(self, target: str, limit: int, owner: str, lease_seconds: float) -> list[WorkItem]:
         def job(tx: SqlTx) -> list[WorkItem]:
@@ -143,7 +183,9 @@ class SQLiteStore(Store):
         return await self._tx(lambda tx: tx.next_due(target, time.time()))
 
     async def status(self) -> StatusReport:
-        return await self._tx(lambda tx: core.read_status(tx, time.time()))
+        report = await self._tx(lambda tx: core.read_status(tx, time.time()))
+        report.storage["size_bytes"] = await self.storage_bytes()
+        return report
 
     async def dead_letters(self, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._tx(lambda tx: tx.dead_letters(target, limit))
@@ -192,9 +234,35 @@ class SQLiteStore(Store):
     ) -> VerifyResult:
         return await self._tx(lambda tx: core_sync.verify(tx, target, dest, groups, crm_emails, time.time(), write))
 
+    async def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        return await self._tx(lambda tx: core.discard_dead_letters(tx, ids, time.time()))
+
+    async def customer_history(self, query: str, limit: int = 10) -> list[CustomerHistory]:
+        return await self._tx(lambda tx: history.customer_history(tx, query, limit))
+
+    async def recent_events(self, limit: int = 20) -> list[RecentEvent]:
+        return await self._tx(lambda tx: history.recent_events(tx, limit))
+
+    async def expire(self, kind: PruneKind, before: float, limit: int) -> int:
+        return await self._tx(lambda tx: core.expire(tx, kind, before, limit))
+
+    async def storage_bytes(self) -> int | None:
+        """The file plus its write-ahead log: what the disk holds."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
 
 def _recorded_version(conn: sqlite3.Connection) -> int:
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
     if found is None:
         return 0
     return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(r[1] == column for r in conn.execute(f"PRAGMA table_info({table})"))

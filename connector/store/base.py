@@ -1,9 +1,11 @@
 """The store interface: what the receiver, the runner and the CLI need from durable state.
 
-SQLite implements it today; a PostgreSQL store with ``SKIP LOCKED`` leases will implement
-the same methods, so nothing here may assume one process owns the data: work is claimed
+SQLite and PostgreSQL (several replicas, ``SKIP LOCKED`` leases) implement the same
+methods, so nothing here may assume one process owns the data: work is claimed
 with a lease, and a finished item is only written back by the owner of its lease. The
 rules behind these methods live in :mod:`connector.store.core`; a backend supplies storage.
+The records of backfill/resync and of history are in :mod:`connector.store.sync_records`
+and :mod:`connector.store.history_records`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from typing import Any, Literal
 
 from connector.adapters.base import Change
 from connector.plain.changes import CustomerInfo, GroupInfo, ParsedEvent
+from connector.store.history_records import (
+    CustomerHistory,
+    PruneKind,
+    RecentEvent,
+)
+from connector.store.sync_records import (
+    GroupRead,
+    Merged,
+    Operation,
+    RunInfo,
+    RunStart,
+    RunStatus,
+    SyncKind,
+    VerifyResult,
+)
 
 
 class StoreUnavailable(RuntimeError):
@@ -190,95 +207,6 @@ class TargetStatus:
     last_error: str | None = None
 
 
-SyncKind = Literal["backfill", "reconcile"]
-RunStatus = Literal["running", "done", "failed", "abandoned"]
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """A CRM operation backfill, resync or verify queued (or, in a dry run, would queue)."""
-
-    target: str
-    dest: str
-    customer_id: str
-    group_id: str
-    action: Literal["add", "remove"]
-    email: str | None = None
-    group_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MembershipMove:
-    """A change of desired state that a read of Plain found (joined, or left)."""
-
-    customer_id: str
-    group_id: str
-    joined: bool
-    email: str | None = None
-    group_key: str | None = None
-
-
-@dataclass(slots=True)
-class Merged:
-    """What merging part of a read into the store changed, and the work that follows."""
-
-    changes: list[MembershipMove] = field(default_factory=list)
-    operations: list[Operation] = field(default_factory=list)
-
-    def extend(self, other: Merged) -> None:
-        self.changes.extend(other.changes)
-        self.operations.extend(other.operations)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRead:
-    """The counts of one group's complete read, kept in the run record."""
-
-    group_id: str
-    group_key: str | None
-    pages: int
-    customers: int
-    changes: int
-    work: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunStart:
-    """A backfill or reconcile run, new or resumed; ``finished`` are group ids not to read again."""
-
-    id: int
-    resumed: bool
-    finished: frozenset[str] = frozenset()
-
-
-@dataclass(slots=True)
-class RunInfo:
-    """The newest backfill or reconcile run, as ``status`` shows it (epoch seconds)."""
-
-    id: int
-    kind: SyncKind
-    status: RunStatus
-    started_at: float
-    finished_at: float | None = None
-    groups: int = 0
-    pages: int = 0
-    customers: int = 0
-    changes: int = 0
-    work: int = 0
-    error: str | None = None
-    #: reconcile: when the running ``serve`` starts the next one
-    next_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    """What ``resync --verify`` found at one destination."""
-
-    operations: list[Operation]
-    #: emails the CRM holds there that belong to no customer the store knows (left alone)
-    unknown: int = 0
-
-
 @dataclass
 class StatusReport:
     """Everything ``status`` shows; plain data so it renders as text or JSON."""
@@ -293,76 +221,6 @@ class StatusReport:
     #: size of the store (``size_bytes``, None where unknown) and, per kind of kept row,
     #: the epoch seconds of the oldest one (``oldest``): what retention keeps
     storage: dict[str, Any] = field(default_factory=dict)
-
-
-#: what an attempt row records: a runner's outcome, or an operator's action on a dead letter
-AttemptKind = Literal["done", "skipped", "retry", "dead", "replayed", "discarded"]
-#: rows retention prunes: inbox ids, attempt history, kept unprocessable bodies, dead letters
-PruneKind = Literal["inbox", "attempts", "unprocessable", "dead_letters"]
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One try at one destination, with the CRM's answer (``reason``), kept for history."""
-
-    at: float
-    target: str
-    dest: str
-    group_id: str
-    action: str
-    kind: AttemptKind
-    #: 1 for the first try of this change; 0 for an operator's action
-    attempt: int
-    reason: str | None
-    event_id: str
-
-
-@dataclass(slots=True)
-class PairHistory:
-    """One (group, target, destination) of a customer: wanted, believed applied, and the tries."""
-
-    target: str
-    dest: str
-    group_id: str
-    group_key: str | None = None
-    group_name: str | None = None
-    #: desired membership (None: no event seen for the pair)
-    desired: bool | None = None
-    #: what the CRM is believed to have, and how we know (assumed, confirmed, not_in_crm)
-    applied: bool | None = None
-    applied_note: str | None = None
-    applied_at: float | None = None
-    applied_detail: str | None = None
-    #: work waiting: attempts so far and the last error
-    pending: bool = False
-    pending_attempts: int = 0
-    pending_error: str | None = None
-    dead_letters: int = 0
-    #: newest first
-    attempts: list[Attempt] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class CustomerHistory:
-    customer_id: str
-    email: str | None = None
-    external_id: str | None = None
-    full_name: str | None = None
-    #: desired state of groups no mapping routes anywhere (no pair to show them under)
-    memberships: dict[str, bool] = field(default_factory=dict)
-    pairs: list[PairHistory] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class RecentEvent:
-    """An inbox row and, per target, where its changes stand (newest attempt, or pending)."""
-
-    event_id: str
-    event_type: str | None
-    received_at: float
-    status: str
-    reason: str | None
-    outcomes: dict[str, str] = field(default_factory=dict)
 
 
 class Store(abc.ABC):

@@ -32,7 +32,6 @@ from typing import Literal, Protocol
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import (
     GroupRead,
-    MembershipMove,
     Merged,
     Operation,
     Route,
@@ -43,6 +42,7 @@ from connector.store.base import (
     VerifyResult,
 )
 from connector.store.core import AppliedNote, Membership, Stamp, Tx, WorkKey, reconcile
+from connector.store.sync_records import MembershipMove
 
 #: (customer id, member, stamp, email) of one membership row of a group
 GroupMember = tuple[str, bool, Stamp, str | None]

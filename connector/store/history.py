@@ -7,8 +7,9 @@ the newest events with where each stands per target.
 
 from __future__ import annotations
 
-from connector.store.base import CustomerHistory, PairHistory, RecentEvent
+from connector.store.base import CustomerHistory, RecentEvent
 from connector.store.core import Tx, WorkKey
+from connector.store.history_records import PairHistory
 
 #: attempts shown per customer at most (the retention window bounds them too)
 MAX_ATTEMPTS = 500

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from connector.store.base import Attempt, AttemptKind, PruneKind
+from connector.store.base import PruneKind
+from connector.store.history_records import Attempt, AttemptKind
 from connector.store.tx import WorkKey
 
 _PAIR = "target, dest, customer_id, group_id"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from connector.plain.changes import CustomerInfo, GroupInfo
-from connector.store.base import Attempt, AttemptKind, Finished, GroupKey, PruneKind, RunInfo
+from connector.store.base import Finished, GroupKey, PruneKind, RunInfo
+from connector.store.history_records import Attempt, AttemptKind
 
 #: (event time, event id): the order of facts
 Stamp = tuple[str, str]

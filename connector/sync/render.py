@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from connector.store.base import MembershipMove, Operation
+from connector.store.base import Operation
+from connector.store.sync_records import MembershipMove
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 
 from connector.redact import mask_email
-from connector.store.base import CustomerHistory, PairHistory
+from connector.store.base import CustomerHistory
+from connector.store.history_records import PairHistory
 from connector.web.html import answer, cells, esc, page, search_form, section, table, when
 
 _KIND_CSS = {"done": "ok", "skipped": "warn", "retry": "warn", "dead": "bad", "replayed": "muted", "discarded": "bad"}

@@ -92,9 +92,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _with_store(args: argparse.Namespace, use: Callable[[Store], Awaitable[int]]) -> int:
-    from connector.store import open_store
+    """Run ``use`` on the configured store, which must exist: these commands read state, not make it."""
+    from connector.store import missing_store, open_store
 
     config = _load(args)
+    missing = missing_store(config.store_url, config.base_dir)
+    if missing is not None:  # opening would create an empty file, hiding a wrong path in the config
+        raise StoreUnavailable(f"store {missing} does not exist; run serve or backfill first")
 
     async def main() -> int:
         store = open_store(config.store_url, config.base_dir)

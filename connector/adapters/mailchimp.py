@@ -48,6 +48,9 @@ from connector.adapters.mailchimp_batches import (
     kind as _kind,
 )
 from connector.adapters.mailchimp_batches import (
+    list_segments,
+)
+from connector.adapters.mailchimp_batches import (
     rounds as _rounds,
 )
 from connector.adapters.mailchimp_batches import (
@@ -69,9 +72,6 @@ _AUDIENCE_ID = re.compile(r"^[A-Za-z0-9]+$")
 _RECHECK_MISSING_SECONDS = 60.0
 #: documented: members_to_add and members_to_remove take at most 500 addresses each
 SEGMENT_MEMBERS = 500
-#: documented: the largest page of segments (count)
-SEGMENT_PAGE = 1000
-SEGMENT_FIELDS = "segments.id,segments.name,total_items"
 
 
 def data_centre(api_key: str) -> str | None:
@@ -298,25 +298,9 @@ class MailchimpAdapter(HttpAdapter):
             return found
 
     async def _list_segments(self) -> dict[str, int] | None:
-        """Every static segment (tag) of the audience by tag key, page by page."""
-        path = f"/3.0/lists/{self._audience}/segments"
-        found: dict[str, int] = {}
-        offset = 0
-        while True:
-            params = {"type": "static", "count": SEGMENT_PAGE, "offset": offset, "fields": SEGMENT_FIELDS}
-            page = await self.request("GET", path, params=params, accept={404})
-            if page.status_code == 404:
-                return None
-            self._audience_seen = True
-            body = json_object(page) or {}
-            segments = [s for s in body.get("segments") or () if isinstance(s, dict)]
-            for segment in segments:
-                if isinstance(segment.get("name"), str) and isinstance(segment.get("id"), int):
-                    found.setdefault(segment["name"].casefold(), segment["id"])
-            offset += len(segments)
-            total = body.get("total_items")
-            if not segments or not isinstance(total, int) or offset >= total:
-                return found
+        listed = await list_segments(self.request, self._audience)
+        self._audience_seen = self._audience_seen or listed is not None
+        return listed
 
     async def _create_segment(self, tag: str) -> int:
         path = f"/3.0/lists/{self._audience}/segments"
@@ -375,14 +359,18 @@ class MailchimpAdapter(HttpAdapter):
     async def members(self, options: Mapping[str, Any]) -> AsyncIterator[str]:
         """Emails of the audience's members with the tag: a tag is a static segment of that name."""
         lists = f"/3.0/lists/{self._audience}/segments"
-        answer = json_object(await self.request("GET", lists, params={"type": "static", "count": 1000})) or {}
-        segment = next(
-            (s for s in answer.get("segments") or () if isinstance(s, dict) and s.get("name") == options["tag"]), None
-        )
+        key = str(options["tag"]).casefold()
+        async with self._segments_lock:
+            if key not in self._segments:
+                listed = await self._list_segments()
+                if listed is None:
+                    raise self.crm_error("GET", lists, 404, self._no_audience(), transient=False)
+                self._segments.update(listed)
+            segment = self._segments.get(key)
         offset = 0
         while segment is not None:
             params = {"count": 1000, "offset": offset, "fields": "members.email_address,total_items"}
-            page = json_object(await self.request("GET", f"{lists}/{segment['id']}/members", params=params)) or {}
+            page = json_object(await self.request("GET", f"{lists}/{segment}/members", params=params)) or {}
             found = [m for m in page.get("members") or () if isinstance(m, dict)]
             for member in found:
                 if isinstance(member.get("email_address"), str):

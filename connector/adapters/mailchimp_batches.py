@@ -1,11 +1,21 @@
-"""Mailchimp batch helpers: how one batch of changes becomes static-segment calls (pure functions)."""
+"""Mailchimp helpers: how one batch of changes becomes static-segment calls (pure functions),
+and the one listing of an audience's tag segments that both apply and ``members()`` use."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import httpx
+
 from connector.adapters import Change, Ledger
+from connector.adapters.http import json_object
+
+#: documented: the largest page of segments (count)
+SEGMENT_PAGE = 1000
+SEGMENT_FIELDS = "segments.id,segments.name,total_items"
+
+Request = Callable[..., Awaitable[httpx.Response]]
 
 
 def email(change: Change) -> str:
@@ -51,3 +61,28 @@ def error_emails(body: dict[str, Any] | None) -> set[str]:
         if isinstance(error, dict):
             named.update(str(e).strip().lower() for e in error.get("email_addresses") or ())
     return named
+
+
+async def list_segments(request: Request, audience: str) -> dict[str, int] | None:
+    """Every static segment (tag) of the audience by tag key, page by page; None: no such audience.
+
+    One page holds at most 1,000: an audience with more tags than that has the rest on later
+    pages, and a tag looked for only on the first would be taken for missing.
+    """
+    path = f"/3.0/lists/{audience}/segments"
+    found: dict[str, int] = {}
+    offset = 0
+    while True:
+        params = {"type": "static", "count": SEGMENT_PAGE, "offset": offset, "fields": SEGMENT_FIELDS}
+        page = await request("GET", path, params=params, accept={404})
+        if page.status_code == 404:
+            return None
+        body = json_object(page) or {}
+        segments = [s for s in body.get("segments") or () if isinstance(s, dict)]
+        for segment in segments:
+            if isinstance(segment.get("name"), str) and isinstance(segment.get("id"), int):
+                found.setdefault(segment["name"].casefold(), segment["id"])
+        offset += len(segments)
+        total = body.get("total_items")
+        if not segments or not isinstance(total, int) or offset >= total:
+            return found

@@ -27,6 +27,8 @@ __all__ = [
     "StoreUnavailable",
     "TargetStatus",
     "WorkItem",
+    "missing_store",
+    "open_empty_store",
     "open_store",
 ]  # fmt: skip
 
@@ -55,3 +57,18 @@ def open_store(url: str, base_dir: Path) -> Store:
 
         return PostgresStore(url)
     raise StoreURLError(f"unsupported store url {url.split(':', 1)[0]!r}: expected sqlite:/// or postgresql://")
+
+
+def missing_store(url: str, base_dir: Path) -> Path | None:
+    """The SQLite file ``url`` names if it does not exist yet (opening the store would create it)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = sqlite_path(url, base_dir)
+    return None if path.exists() else path
+
+
+def open_empty_store() -> Store:
+    """A store holding nothing, in memory only: what a dry run reads where no store exists yet."""
+    from connector.store.sqlite import SQLiteStore
+
+    return SQLiteStore(Path(":memory:"))

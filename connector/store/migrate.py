@@ -2,9 +2,12 @@
 
 Copied: the inbox (so redeliveries of events already seen stay duplicates, and kept
 unprocessable bodies come along), customers, groups and which group had each key, desired
-state, applied state, pending work, dead letters and the attempt history, ids included.
-Leases are not copied: nothing is in flight in a store nobody serves yet. Shared rate-limit
-buckets are not state and are not copied. The whole destination is written in one transaction, so a failed copy leaves it as it was.
+state, applied state, pending work, dead letters, the attempt history and the
+backfill/reconcile run records (so an interrupted backfill
+resumes after the move and ``status`` still shows the last runs), ids included. Leases are
+not copied: nothing is in flight in a store nobody serves yet. Shared rate-limit buckets are
+not state and are not copied. The whole destination is written in one transaction, so a
+failed copy leaves it as it was.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ TABLES: dict[str, tuple[str, ...]] = {
     "attempts": (
         "id", "target", "dest", "customer_id", "group_id", "desired", "event_id", "kind", "attempt", "reason", "at",
     ),
+    "sync_runs": ("id", "kind", "selection", "status", "started_at", "finished_at", "error", "next_at"),
+    "sync_run_groups": ("run_id", "group_id", "group_key", "pages", "customers", "changes", "work", "finished_at"),
 }  # fmt: skip
 #: columns cleared on the way: a lease belongs to a process of the source's service
 _CLEARED = {"lease_owner", "lease_until"}
 #: tables whose ids continue after the copied ones
-_IDENTITY = ("outbox", "dead_letters", "attempts")
+_IDENTITY = ("outbox", "dead_letters", "attempts", "sync_runs")
 
 
 class DestinationNotEmpty(RuntimeError):

@@ -12,7 +12,7 @@ from connector.config import Config
 from connector.mappings import MappingSet, load_mappings
 from connector.plain.api import PlainApi
 from connector.plain.errors import PlainApiError, PlainAuthError, PlainUsageError
-from connector.store import Store, open_store
+from connector.store import Store, missing_store, open_empty_store, open_store
 from connector.sync import progress as progress_view
 from connector.sync.backfill import backfill
 from connector.sync.render import print_plan
@@ -22,8 +22,16 @@ T = TypeVar("T")
 
 
 @asynccontextmanager
-async def opened_store(config: Config) -> AsyncIterator[Store]:
-    store = open_store(config.store_url, config.base_dir)
+async def opened_store(config: Config, *, dry_run: bool = False) -> AsyncIterator[Store]:
+    """The configured store; for a dry run where none exists yet, an empty one in memory.
+
+    Opening a SQLite store creates its file: a dry run must leave no trace, yet on a fresh
+    install it should still show what the first real run would do.
+    """
+    missing = missing_store(config.store_url, config.base_dir) if dry_run else None
+    if missing is not None:
+        print(f"note: store {missing} does not exist yet: read as empty, and not created", file=sys.stderr)
+    store = open_empty_store() if missing is not None else open_store(config.store_url, config.base_dir)
     await store.open()
     try:
         yield store
@@ -62,7 +70,7 @@ def run_backfill(config: Config, groups: Sequence[str] | None, dry_run: bool, as
     mappings = load_mappings(config)
 
     async def work() -> int:
-        async with opened_store(config) as store, PlainApi(key, config.plain.api_url) as api:
+        async with opened_store(config, dry_run=dry_run) as store, PlainApi(key, config.plain.api_url) as api:
             return await _backfill(store, api, mappings, groups or None, dry_run, as_json)
 
     return guarded(config, work, "backfill")

@@ -76,11 +76,15 @@ class Bar:
         self._task = self._bar.add_task("groups", total=groups, detail="")
 
     def update(self, group: str, counts: Counts) -> None:
+        from rich.markup import escape
+
         detail = f"{counts.pages} pages, {counts.customers} customers, {counts.changes} changes"
-        self._bar.update(self._task, completed=counts.groups, description=group, detail=detail)
+        # A group key is Plain's free text: "vip[/b]" read as markup would raise and stop the run.
+        self._bar.update(self._task, completed=counts.groups, description=escape(group), detail=detail)
 
     def note(self, text: str) -> None:
-        self._bar.console.print(text)
+        # notes quote group keys and mapping names: print them as written, not as markup
+        self._bar.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
         self._bar.stop()

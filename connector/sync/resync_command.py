@@ -23,7 +23,7 @@ def run_resync(config: Config, args: argparse.Namespace) -> int:
     write = not args.dry_run
 
     async def work() -> int:
-        async with opened_store(config) as store:
+        async with opened_store(config, dry_run=args.dry_run) as store:
             try:
                 done = await resync(store, mappings, targets, args.group, prune=args.prune, write=write)
                 if args.verify:

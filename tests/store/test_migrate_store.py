@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 from connector.cli import main
-from connector.plain.changes import parse_event
+from connector.plain.changes import GroupInfo, parse_event
 from connector.store import Finished, Route, open_store
-from connector.store.base import Store
+from connector.store.base import GroupRead, Store
 from connector.testing.plain import membership_event
 
 from tests.store.events import BETA, ENT, accept, event
@@ -42,6 +42,17 @@ async def _fill(store: Store) -> None:
     )  # fmt: skip
     await accept(store, parse_event(orjson.dumps(named)), CRM)
     await store.accept_unprocessable(UNREADABLE, "unknown event type", "pEv_x", "future.event")
+    await _runs(store)
+
+
+async def _runs(store: Store) -> None:
+    """A finished reconcile, and a backfill stopped after its first group (beta)."""
+    reconcile = await store.start_run("reconcile", None)
+    await store.finish_run(reconcile.id, "done", next_at=time.time() + 3600)
+    backfill = await store.start_run("backfill", None)
+    read = GroupRead("cg_beta", "beta", 1, 1, 0, 0)
+    stamp = ("2026-01-01T00:00:06Z", f"backfill:{backfill.id}")
+    await store.finish_group(backfill.id, GroupInfo(*BETA), {"c_dead"}, stamp, CRM, read)
 
 
 async def _snapshot(store: Store) -> dict[str, Any]:
@@ -73,9 +84,13 @@ def test_sqlite_to_postgres_and_back_keeps_everything(tmp_path: Path, pg_url: st
         await s.close()
         return snap
 
-    async def check(url: str, new: str) -> tuple[dict[str, Any], list[tuple[str, bool]], str, list[str]]:
+    async def check(url: str, new: str) -> tuple[dict[str, Any], list[tuple[str, bool]], str, list[str], Any]:
         s = await _open(url, tmp_path)
         snap = await _snapshot(s)
+        # The interrupted backfill resumes without beta; a new run's id follows the copied ones.
+        resumed = await s.start_run("backfill", None)
+        fresh = await s.start_run("reconcile", [new])
+        runs = (resumed.id, resumed.resumed, resumed.finished, fresh.id)
         # The lease of the source's serve is gone; the retry keeps its time; ids continue.
         claimable = [(i.customer_id, i.desired) for i in await s.claim("crm", 10, "new-serve", 60)]
         redelivered = (await accept(s, event("pEv_1", "2026-01-01T00:00:01Z", [], [ENT], customer="c_done"))).status
@@ -83,19 +98,26 @@ def test_sqlite_to_postgres_and_back_keeps_everything(tmp_path: Path, pg_url: st
         await s.finish([Finished(i, "dead", "x") for i in await s.claim("crm", 10, "new-serve", 60)])
         dead_ids = [str(d.id) for d in await s.dead_letters()]
         await s.close()
-        return snap, sorted(claimable), redelivered, dead_ids
+        return snap, sorted(claimable), redelivered, dead_ids, runs
 
     source = asyncio.run(fill_source())
     assert main(["migrate-store", "--from", "sqlite:///a.db", "--to", pg_url]) == 0
-    in_pg, claimable, redelivered, dead_ids = asyncio.run(check(pg_url, "c_new"))
+    in_pg, claimable, redelivered, dead_ids, runs = asyncio.run(check(pg_url, "c_new"))
     assert in_pg == source
+    assert {k: (r["id"], r["status"], r["groups"]) for k, r in in_pg["status"]["runs"].items()} == {
+        "reconcile": (1, "done", 0),
+        "backfill": (2, "running", 1),
+    }
+    assert runs == (2, True, frozenset({"cg_beta"}), 3)
     # c_dead's second group was leased by old-serve
     assert claimable == [("c_dead", True), ("c_named", True), ("c_pending", True)]
     assert redelivered == "duplicate"
     assert len(dead_ids) == len(set(dead_ids)) == 2  # the new dead letter did not reuse a copied id
 
     assert main(["migrate-store", "--from", pg_url, "--to", "sqlite:///b.db"]) == 0
-    back, claimable, redelivered, dead_ids = asyncio.run(check("sqlite:///b.db", "c_newer"))
+    back, claimable, redelivered, dead_ids, runs = asyncio.run(check("sqlite:///b.db", "c_newer"))
+    assert back["status"]["runs"]["reconcile"]["id"] == 3 and back["status"]["runs"]["backfill"]["groups"] == 1
+    assert runs == (2, True, frozenset({"cg_beta"}), 4)
     assert [(d["customer_id"], d["reason"]) for d in back["dead"]] == [("c_dead", "404 list not found"), ("c_new", "x")]
     assert back["bodies"] == [("pEv_x", UNREADABLE)] and back["status"]["inbox"] == {"processed": 6, "unprocessable": 1}
     assert claimable == [("c_dead", True), ("c_named", True), ("c_pending", True)] and redelivered == "duplicate"

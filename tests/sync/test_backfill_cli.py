@@ -248,8 +248,9 @@ def test_dry_run_prints_changes_and_operations_and_writes_nothing(tmp_path, fake
         "  audit   add     bob@example.com  enterprise  label=vip",
         "dry run: 1 group(s), 1 page(s), 2 customer(s), 2 change(s), 4 operation(s) read; nothing was written",
     ]
-    assert store_rows(config, "SELECT count(*) FROM memberships") == [(0,)]
-    assert store_rows(config, "SELECT count(*) FROM sync_runs") == [(0,)]
+    store_file = config.parent / "data" / "connector.db"
+    assert not store_file.exists()  # not even the empty store opening it would have created
+    assert f"note: store {store_file} does not exist yet: read as empty, and not created" in result.stderr
     as_json = cli("backfill", "--config", str(config), "--dry-run", "--json")
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert lines[0] == {"type": "change", "change": "join", "group_id": ent, "group_key": "enterprise",
@@ -257,7 +258,28 @@ def test_dry_run_prints_changes_and_operations_and_writes_nothing(tmp_path, fake
     assert lines[3] == {"type": "operation", "target": "audit", "action": "add", "customer_id": ann,
                         "email": "ann@example.com", "group_id": ent, "group_key": "enterprise",
                         "options": {"label": "vip"}}  # fmt: skip
-    assert len(lines) == 6 and store_rows(config, "SELECT count(*) FROM outbox") == [(0,)]
+    assert len(lines) == 6 and not store_file.exists()
+    # once a store exists, a dry run reads it: the same workspace has nothing left to change
+    assert cli("backfill", "--config", str(config)).returncode == 0
+    again = cli("backfill", "--config", str(config), "--dry-run")
+    assert again.stdout.splitlines()[-1] == (
+        "dry run: 1 group(s), 1 page(s), 2 customer(s), 0 change(s), 0 operation(s) read; nothing was written"
+    )
+    assert "does not exist" not in again.stderr and store_rows(config, "SELECT count(*) FROM outbox") == [(4,)]
+
+
+def test_commands_that_only_read_the_store_do_not_create_it(tmp_path, fake, api_url):
+    config = setup(tmp_path, api_url)
+    store_file = config.parent / "data" / "connector.db"
+    dry = cli("resync", "--config", str(config), "--verify", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == ["CRM operations (0):", "dry run: nothing was written"]
+    assert f"note: store {store_file} does not exist yet" in dry.stderr
+    for command in (["status"], ["dead-letters", "list"], ["reprocess"]):
+        refused = cli(*command, "--config", str(config))
+        assert refused.returncode == 1, command
+        assert refused.stderr == f"error: store {store_file} does not exist; run serve or backfill first\n"
+    assert not store_file.exists() and not store_file.parent.exists()
 
 
 def test_named_groups_only_and_an_unknown_name_is_refused(tmp_path, fake, api_url):

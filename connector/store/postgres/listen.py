@@ -34,9 +34,16 @@ def redact_url(url: str) -> str:
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel one of the store's background tasks and wait until it has ended."""
-    if task is not None:
+    """Cancel one of the store's background tasks and wait until it has ended.
+
+    Cancels again while it runs on: on Python 3.11 ``asyncio.wait_for`` swallows a cancel that
+    arrives just as its inner call finishes, and a loop such as the rate-share renewal would
+    then go on for ever while we waited for it.
+    """
+    while task is not None and not task.done():
         task.cancel()
+        await asyncio.wait([task], timeout=1)
+    if task is not None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

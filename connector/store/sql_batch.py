@@ -25,7 +25,7 @@ so a row written twice by the same statement needs one wave, not two).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -112,41 +112,51 @@ class BatchTx:
                     if group.key is not None:
                         keys.add(group.key)
             self._pairs.update((c.customer.id, c.group.id) for c in event.changes)
-        self._events.update(r[0] for r in self._select("event_id FROM inbox WHERE event_id", self._event_ids))
+        self._events.update(r[0] for r in self._select("event_id FROM inbox", ("event_id", self._event_ids)))
         self._load_customers(customers)
         self._load_groups(groups, keys)
         self._load_pairs(customers, groups)
 
-    def _select(self, head: str, values: Iterable[str], tail: str = "", extra: Sequence[Any] = ()) -> list[Any]:
-        values = list(values)
-        if not values:
-            return []
-        return self._inner.run(f"SELECT {head} IN ({marks(len(values))}){tail}", [*values, *extra]).fetchall()
+    def _select(self, head: str, *where: tuple[str, Collection[str]], join: str = " AND ") -> list[Any]:
+        """``SELECT head WHERE column IN (values) AND ...``, nothing if a list is empty.
+
+        Each IN list is padded to a power of two (repeating a value changes nothing), so a
+        few statement texts serve every group size: each new text is prepared anew.
+        """
+        clauses: list[str] = []
+        params: list[str] = []
+        for column, values in where:
+            if not values:
+                return []
+            padded = list(values)
+            size = 1 << (len(padded) - 1).bit_length()
+            padded += [padded[0]] * (size - len(padded))
+            clauses.append(f"{column} IN ({marks(size)})")
+            params += padded
+        return self._inner.run(f"SELECT {head} WHERE {join.join(clauses)}", params).fetchall()
 
     def _load_customers(self, ids: set[str]) -> None:
         self._customers.update(dict.fromkeys(ids))
-        rows = self._select("customer_id, email, deleted, event_time, event_id FROM customers WHERE customer_id", ids)
-        for r in rows:
+        head = "customer_id, email, deleted, event_time, event_id FROM customers"
+        for r in self._select(head, ("customer_id", ids)):
             self._customers[r[0]] = Stored(r[1], bool(r[2]), (r[3], r[4]))
 
     def _load_groups(self, ids: set[str], keys: set[str]) -> None:
         self._groups.update(dict.fromkeys(ids))
-        for r in self._select("group_id, group_key, deleted, event_time, event_id FROM groups WHERE group_id", ids):
+        for r in self._select("group_id, group_key, deleted, event_time, event_id FROM groups", ("group_id", ids)):
             self._groups[r[0]] = Stored(r[1], bool(r[2]), (r[3], r[4]))
         self._group_ids.update(ids)
         self._keys.update(dict.fromkeys(keys))
-        tail = f" OR group_key IN ({marks(len(keys))})" if keys else ""
-        head = "group_key, group_id, event_time, event_id FROM group_keys WHERE group_id"
-        for r in self._select(head, ids, tail, list(keys)):
+        where = [("group_id", ids), ("group_key", keys)] if keys else [("group_id", ids)]
+        for r in self._select("group_key, group_id, event_time, event_id FROM group_keys", *where, join=" OR "):
             self._keys[r[0]] = (r[1], (r[2], r[3]))
 
     def _load_pairs(self, customers: set[str], groups: set[str]) -> None:
         if not self._pairs:
             return
         self._members.update(dict.fromkeys(self._pairs))
-        tail = f" AND group_id IN ({marks(len(groups))})"
         head = "customer_id, group_id, member, event_time, event_id, first_time, first_id FROM memberships"
-        for r in self._select(f"{head} WHERE customer_id", customers, tail, list(groups)):
+        for r in self._select(head, ("customer_id", customers), ("group_id", groups)):
             if (r[0], r[1]) in self._pairs:
                 self._members[(r[0], r[1])] = Membership(bool(r[2]), (r[3], r[4]), (r[5], r[6]))
         if not self._wanted:
@@ -154,9 +164,9 @@ class BatchTx:
         self._applied.update(dict.fromkeys(self._wanted))
         # every column of the primary key constrained, so SQLite looks rows up by it
         targets, dests = {k.target for k in self._wanted}, {k.dest for k in self._wanted}
-        tail = f" AND dest IN ({marks(len(dests))}) AND customer_id IN ({marks(len(customers))}){tail}"
-        head = "target, dest, customer_id, group_id, member, note FROM applied WHERE target"
-        for r in self._select(head, targets, tail, [*dests, *customers, *groups]):
+        head = "target, dest, customer_id, group_id, member, note FROM applied"
+        where = [("target", targets), ("dest", dests), ("customer_id", customers), ("group_id", groups)]
+        for r in self._select(head, *where):
             key = WorkKey(r[0], r[1], r[2], r[3])
             if key in self._wanted:
                 self._applied[key] = (bool(r[4]), r[5])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -17,15 +16,20 @@ from connector.redact import redact
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039 -- never mutated, only replaced
 
 
-@contextlib.contextmanager
-def log_context(**fields: str | None) -> Iterator[None]:
+class log_context:
     """Tag every log line written inside (this task and tasks it starts) with ``fields``."""
-    merged = {**_context.get(), **{k: v for k, v in fields.items() if v}}
-    token = _context.set(merged)
-    try:
-        yield
-    finally:
-        _context.reset(token)
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: str | None) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        merged = {**_context.get(), **{k: v for k, v in self._fields.items() if v}}
+        self._token = _context.set(merged)
+
+    def __exit__(self, *exc: object) -> None:
+        _context.reset(self._token)
 
 
 def current_context() -> dict[str, str]:

@@ -25,7 +25,7 @@ from connector.logs import log_context
 from connector.mappings import MappingSet
 from connector.metrics import Metrics
 from connector.plain.changes import ParsedEvent, UnprocessableEvent, parse_event
-from connector.plain.signature import is_fresh, replay_time, verify
+from connector.plain.signature import ATTEMPT_TIME_HEADER, is_fresh, replay_time, verify
 from connector.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("connector.receiver")
@@ -33,6 +33,9 @@ log = logging.getLogger("connector.receiver")
 WEBHOOK_PATH = "/webhooks/plain"
 _JSON_TYPES = ("application/json",)
 _STALE = "attempt timestamp missing or outside the replay window"
+_READ_HEADERS = {
+    name.encode(): name for name in ("content-type", "content-length", "plain-request-signature", ATTEMPT_TIME_HEADER)
+}
 
 
 class MappingSource(Protocol):
@@ -113,8 +116,13 @@ class WebhookReceiver:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        # ASGI header names are lower case; the first of repeated headers wins, as in Starlette
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+        # ASGI header names are lower case; the first of repeated headers wins, as in Starlette.
+        # Only the few we read are decoded: this runs for every webhook.
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = _READ_HEADERS.get(name)
+            if key is not None and key not in headers:
+                headers[key] = value.decode("latin-1")
         self.receiving.enter()
         try:
             status, result, body = await self._receive(headers, receive)

@@ -109,6 +109,10 @@ class SqlTx(LifecycleSql, HistorySql, SyncSql):
     def upsert_group(self, group: GroupInfo, stamp: Stamp, deleted: bool) -> None:
         if group.key is not None:
             self.bind_key(group.key, group.id, stamp)
+        self.put_group_row(group, stamp, deleted)
+
+    def put_group_row(self, group: GroupInfo, stamp: Stamp, deleted: bool) -> None:
+        """:meth:`upsert_group` without the key binding (the batch records the two apart)."""
         self.run(
             "INSERT INTO groups (group_id, group_key, name, deleted, event_time, event_id) VALUES (?,?,?,?,?,?)"
             " ON CONFLICT (group_id) DO UPDATE SET group_key = coalesce(excluded.group_key, groups.group_key),"

@@ -59,12 +59,23 @@ def open_store(url: str, base_dir: Path) -> Store:
     raise StoreURLError(f"unsupported store url {url.split(':', 1)[0]!r}: expected sqlite:/// or postgresql://")
 
 
-def missing_store(url: str, base_dir: Path) -> Path | None:
-    """The SQLite file ``url`` names if it does not exist yet (opening the store would create it)."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = sqlite_path(url, base_dir)
-    return None if path.exists() else path
+def missing_store(url: str, base_dir: Path) -> str | None:
+    """Where ``url`` points if no store is there yet (opening it would create one): the SQLite
+    file that does not exist, or the PostgreSQL database without our tables (password left out)."""
+    if url.startswith("sqlite:///"):
+        path = sqlite_path(url, base_dir)
+        return None if path.exists() else str(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        from connector.store.postgres.listen import redact_url
+        from connector.store.postgres.migrate import schema_missing
+
+        try:
+            return redact_url(url) if schema_missing(url) else None
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot open {redact_url(url)}: {exc}") from exc
+    return None
 
 
 def open_empty_store() -> Store:

@@ -282,6 +282,32 @@ def test_commands_that_only_read_the_store_do_not_create_it(tmp_path, fake, api_
     assert not store_file.exists() and not store_file.parent.exists()
 
 
+def test_a_dry_run_on_an_empty_postgresql_database_creates_no_tables(tmp_path, fake, api_url, pg_url):
+    import psycopg
+
+    ent = fake.data.add_group("enterprise")
+    fake.data.add_customer("Ann", "ann@example.com", groups=[ent])
+    config = setup(tmp_path, api_url, store={"url": pg_url})
+
+    def tables() -> list[str]:
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
+        return [r[0] for r in rows]
+
+    dry = cli("backfill", "--config", str(config), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: 1 group(s), 1 page(s), 1 customer(s), 1 change(s), 1 operation(s) read" in dry.stdout
+    assert "does not exist yet: read as empty, and not created" in dry.stderr
+    refused = cli("status", "--config", str(config))
+    assert refused.returncode == 1 and "does not exist; run serve or backfill first" in refused.stderr
+    assert tables() == []
+    # once a real run made the store, a dry run reads it: nothing left to change
+    assert cli("backfill", "--config", str(config)).returncode == 0
+    again = cli("backfill", "--config", str(config), "--dry-run")
+    assert again.returncode == 0 and "0 change(s)" in again.stdout and "does not exist" not in again.stderr
+    assert "schema_migrations" in tables()
+
+
 def test_named_groups_only_and_an_unknown_name_is_refused(tmp_path, fake, api_url):
     config, first, second = _two_groups(tmp_path, fake, api_url)
     assert cli("backfill", "--config", str(config), "--group", "zeta").returncode == 0

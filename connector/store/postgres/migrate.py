@@ -54,3 +54,11 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> int:
         return ran
     finally:
         await conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
+
+
+def schema_missing(url: str, connect_timeout: float = 10.0) -> bool:
+    """Whether the database at ``url`` holds no store yet (no ``schema_migrations`` in its
+    search path): what opening a store would create. Raises psycopg's errors."""
+    with psycopg.connect(url, connect_timeout=int(connect_timeout)) as conn:
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NULL").fetchone()
+    return bool(row and row[0])

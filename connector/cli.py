@@ -309,6 +309,10 @@ def _add_sync_commands(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if sys.stdout.isatty():  # names and CRM answers are Plain's and the CRMs' text: no escape codes
+        from connector.text import PrintableStream
+
+        sys.stdout = PrintableStream(sys.stdout)
     try:
         return args.func(args)
     except (YamlError, StoreURLError, StoreUnavailable) as exc:

@@ -12,14 +12,18 @@ JSON allows any string, including two things most systems refuse:
 Everything else (other control characters, right-to-left marks, combining characters,
 names of any length) is stored and sent exactly as received. docs/reliability.md lists the
 same rules for operators.
+
+On an operator's terminal, though, a control character in a name is an instruction (ESC
+recolours or moves the cursor, CR overwrites the line): the CLI shows them as ``\\xNN``
+escapes there (:func:`printable`, :class:`PrintableStream`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["crm_text", "storable", "storable_json"]
+__all__ = ["PrintableStream", "crm_text", "printable", "storable", "storable_json"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _REPLACEMENT = "\ufffd"
@@ -64,3 +68,25 @@ def storable_json(value: Any) -> Any:
             container[at] = rebuilt
             pending.extend((rebuilt, k) for k in rebuilt)
     return root[0]
+
+
+#: C0 controls but newline and tab, DEL, and the C1 controls
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: control characters as ``\\xNN``; newlines and tabs stay."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class PrintableStream:
+    """A text stream that writes :func:`printable` text to ``inner`` (the CLI's stdout on a terminal)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        return self.inner.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -112,3 +112,17 @@ def test_group_keys_and_notes_show_as_written_on_the_bar_not_as_rich_markup(tmp_
     assert "mapping names group 'gone[/i]', which Plain does not have: skipped" in screen
     assert re.search(r"backfill vip\[/b\] \[bold\]x ━+ 1/1 1 pages, 1 customers, 1 changes", screen), screen
     assert members(config, odd) == {ann}
+
+
+def test_control_characters_in_plain_text_reach_a_terminal_as_escapes(tmp_path, fake, api_url):
+    """A group key is Plain's free text: ESC or CR in it must not recolour or overwrite the screen."""
+    hostile = "vip\x1b[8mhidden\rX"
+    group = fake.data.add_group(hostile)
+    fake.data.add_customer("Ann", "ann@example.com", groups=[group])
+    config = setup(tmp_path, api_url, mappings=[{"group": group, "to": [{"target": "audit"}]}])
+    status, screen = _on_terminal("backfill", "--config", str(config), "--dry-run")
+    assert status == 0, screen
+    assert "vip\\x1b[8mhidden\\x0dX" in screen  # the dry run's table, on stdout
+    # and where stdout is not a terminal, the text is written as it is (a file gets the data)
+    piped = cli("backfill", "--config", str(config), "--dry-run")
+    assert "vip\x1b[8mhidden" in piped.stdout  # (CR read back as a newline by text mode)

@@ -17,12 +17,9 @@ from typing import Any, Protocol
 from connector.plain.changes import CustomerInfo, GroupInfo
 from connector.store.base import DeadLetter, WorkItem
 from connector.store.sql_history import HistorySql
-from connector.store.sql_lifecycle import CURRENT, KEY, LifecycleSql, newer, wkey
+from connector.store.sql_lifecycle import CURRENT, KEY, LifecycleSql, marks, newer, wkey
 from connector.store.sql_sync import SyncSql
 from connector.store.tx import AppliedNote, InboxStatus, Membership, Stamp, WorkKey, WorkRow
-
-_KEY = KEY
-_CURRENT = CURRENT
 
 _CLAIM_COLUMNS = (
     "o.id, o.version, o.target, o.dest, o.customer_id, o.group_id, o.desired, o.attempts, o.lease_owner,"
@@ -46,10 +43,6 @@ class Cursor(Protocol):
 
 class Connection(Protocol):
     def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 @functools.lru_cache(maxsize=256)
@@ -143,7 +136,7 @@ class SqlTx(LifecycleSql, HistorySql, SyncSql):
         )
 
     def applied(self, key: WorkKey) -> bool | None:
-        row = self.run(f"SELECT member FROM applied WHERE {_KEY}", wkey(key)).fetchone()
+        row = self.run(f"SELECT member FROM applied WHERE {KEY}", wkey(key)).fetchone()
         return None if row is None else bool(row[0])
 
     def assume(self, key: WorkKey, member: bool) -> None:
@@ -153,7 +146,7 @@ class SqlTx(LifecycleSql, HistorySql, SyncSql):
         )
 
     def correct_assumed(self, key: WorkKey, member: bool) -> None:
-        self.run(f"UPDATE applied SET member = ? WHERE {_KEY} AND note = 'assumed'", (int(member), *wkey(key)))
+        self.run(f"UPDATE applied SET member = ? WHERE {KEY} AND note = 'assumed'", (int(member), *wkey(key)))
 
     def record_applied(self, key: WorkKey, member: bool, note: AppliedNote, detail: str | None, now: float) -> None:
         self.run(
@@ -174,10 +167,10 @@ class SqlTx(LifecycleSql, HistorySql, SyncSql):
 
     def drop_work(self, key: WorkKey, desired: bool, event_id: str, now: float) -> None:
         self.run(
-            f"DELETE FROM outbox WHERE {_KEY}{_CURRENT} AND (lease_until IS NULL OR lease_until < ?)", (*wkey(key), now)
+            f"DELETE FROM outbox WHERE {KEY}{CURRENT} AND (lease_until IS NULL OR lease_until < ?)", (*wkey(key), now)
         )
         self.run(
-            f"UPDATE outbox SET desired = ?, version = version + 1, event_id = ? WHERE {_KEY}{_CURRENT}",
+            f"UPDATE outbox SET desired = ?, version = version + 1, event_id = ? WHERE {KEY}{CURRENT}",
             (int(desired), event_id, *wkey(key)),
         )
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from connector.plain.changes import CustomerInfo, GroupInfo, ParsedEvent
 from connector.store.base import Route
-from connector.store.sql import SqlTx, marks
+from connector.store.sql import SqlTx
+from connector.store.sql_lifecycle import KEY, marks, wkey
 from connector.store.tx import InboxStatus, Membership, Stamp, Stored, WorkKey
 
 _Op = tuple[Hashable, str, Sequence[Any]]
@@ -289,10 +290,7 @@ class BatchTx:
 
     def _applied_row(self, key: WorkKey) -> tuple[bool, str] | None:
         if key not in self._applied:  # neither prefetched nor written by this batch
-            row = self._inner.run(
-                "SELECT member, note FROM applied WHERE target = ? AND dest = ? AND customer_id = ? AND group_id = ?",
-                (key.target, key.dest, key.customer_id, key.group_id),
-            ).fetchone()
+            row = self._inner.run(f"SELECT member, note FROM applied WHERE {KEY}", wkey(key)).fetchone()
             self._applied[key] = None if row is None else (bool(row[0]), row[1])
         return self._applied[key]
 

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from connector.store.base import PruneKind
 from connector.store.history_records import Attempt, AttemptKind
+from connector.store.sql_lifecycle import marks
 from connector.store.tx import WorkKey
 
 _PAIR = "target, dest, customer_id, group_id"
@@ -23,10 +24,6 @@ _PRUNE: dict[str, tuple[str, str, str, str]] = {
     "attempts": ("attempts", "id", "at", ""),
     "dead_letters": ("dead_letters", "id", "failed_at", ""),
 }
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 class HistorySql:
@@ -92,7 +89,7 @@ class HistorySql:
         if not group_ids:
             return {}
         rows = self.run(
-            f"SELECT group_id, group_key, name FROM groups WHERE group_id IN ({_marks(len(group_ids))})",
+            f"SELECT group_id, group_key, name FROM groups WHERE group_id IN ({marks(len(group_ids))})",
             tuple(group_ids),
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
@@ -107,14 +104,14 @@ class HistorySql:
 
     def event_attempts(self, event_ids: Sequence[str]) -> list[tuple[str, str, AttemptKind]]:
         rows = self.run(
-            f"SELECT event_id, target, kind FROM attempts WHERE event_id IN ({_marks(len(event_ids))}) ORDER BY at, id",
+            f"SELECT event_id, target, kind FROM attempts WHERE event_id IN ({marks(len(event_ids))}) ORDER BY at, id",
             tuple(event_ids),
         ).fetchall()
         return [(r[0], r[1], cast(AttemptKind, r[2])) for r in rows]
 
     def event_work(self, event_ids: Sequence[str]) -> list[tuple[str, str]]:
         rows = self.run(
-            f"SELECT event_id, target FROM outbox WHERE event_id IN ({_marks(len(event_ids))})", tuple(event_ids)
+            f"SELECT event_id, target FROM outbox WHERE event_id IN ({marks(len(event_ids))})", tuple(event_ids)
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 

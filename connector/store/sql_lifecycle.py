@@ -1,7 +1,8 @@
 """The lifecycle primitives of :class:`~connector.store.sql.SqlTx`: email changes, deletions, keys.
 
 Same portable SQL rules as :mod:`connector.store.sql` (``?`` placeholders, no database's
-own functions); split out only to keep each module readable.
+own functions); split out only to keep each module readable. The small SQL pieces every
+``SqlTx`` module shares (``KEY``, ``CURRENT``, ``newer``, ``marks``, ``wkey``) live here too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ CURRENT = " AND contact = ''"
 
 def newer(table: str) -> str:
     return f"(excluded.event_time, excluded.event_id) > ({table}.event_time, {table}.event_id)"
+
+
+def marks(n: int) -> str:
+    """``n`` placeholders for an ``IN (...)`` list."""
+    return ",".join("?" * n)
 
 
 def wkey(key: WorkKey) -> tuple[str, str, str, str]:

@@ -14,23 +14,14 @@ from connector.plain.changes import GroupInfo
 from connector.store.base import GroupRead, RunInfo, RunStatus, SyncKind
 from connector.store.core import AppliedNote, WorkKey
 from connector.store.core_sync import GroupMember
-from connector.store.sql_lifecycle import CURRENT
+from connector.store.sql_lifecycle import CURRENT, KEY, marks, wkey
 
-_KEY = "target = ? AND dest = ? AND customer_id = ? AND group_id = ?"
 _RUN = (
     "SELECT r.id, r.kind, r.status, r.started_at, r.finished_at, count(g.group_id), coalesce(sum(g.pages), 0),"
     " coalesce(sum(g.customers), 0), coalesce(sum(g.changes), 0), coalesce(sum(g.work), 0), r.error, r.next_at"
     " FROM sync_runs r LEFT JOIN sync_run_groups g ON g.run_id = r.id"
 )
 _RUN_GROUP_BY = " GROUP BY r.id, r.kind, r.status, r.started_at, r.finished_at, r.error, r.next_at"
-
-
-def _key(key: WorkKey) -> tuple[str, str, str, str]:
-    return (key.target, key.dest, key.customer_id, key.group_id)
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 class SyncSql:
@@ -42,11 +33,11 @@ class SyncSql:
         raise NotImplementedError
 
     def queued(self, key: WorkKey) -> bool | None:
-        row = self.run(f"SELECT desired FROM outbox WHERE {_KEY}{CURRENT}", _key(key)).fetchone()
+        row = self.run(f"SELECT desired FROM outbox WHERE {KEY}{CURRENT}", wkey(key)).fetchone()
         return None if row is None else bool(row[0])
 
     def applied_note(self, key: WorkKey) -> AppliedNote | None:
-        row = self.run(f"SELECT note FROM applied WHERE {_KEY}", _key(key)).fetchone()
+        row = self.run(f"SELECT note FROM applied WHERE {KEY}", wkey(key)).fetchone()
         return None if row is None else row[0]
 
     def group_memberships(self, group_id: str) -> list[GroupMember]:
@@ -68,7 +59,7 @@ class SyncSql:
         rows = self.run(
             "SELECT a.target, a.dest, a.customer_id, a.group_id, c.email, g.group_key FROM applied a"
             " LEFT JOIN customers c ON c.customer_id = a.customer_id LEFT JOIN groups g ON g.group_id = a.group_id"
-            f" WHERE a.member = 1 AND a.note = 'confirmed' AND a.target IN ({_marks(len(names))})"
+            f" WHERE a.member = 1 AND a.note = 'confirmed' AND a.target IN ({marks(len(names))})"
             " ORDER BY a.target, a.dest, a.group_id, a.customer_id",
             names,
         ).fetchall()

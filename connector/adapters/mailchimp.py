@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -281,11 +281,8 @@ class MailchimpAdapter(HttpAdapter):
         failing to create it; None when the audience does not exist."""
         async with self._segments_lock:  # concurrent batches must not create a tag twice
             wanted = {tag.casefold(): tag for tag in tags}
-            if wanted.keys() - self._segments.keys():
-                listed = await self._list_segments()
-                if listed is None:
-                    return None
-                self._segments.update(listed)
+            if not await self._cache_segments(wanted.keys()):
+                return None
             found: dict[str, int | Outcome] = {}
             for key, tag in wanted.items():
                 if key not in self._segments:
@@ -297,10 +294,17 @@ class MailchimpAdapter(HttpAdapter):
                 found[key] = self._segments[key]
             return found
 
-    async def _list_segments(self) -> dict[str, int] | None:
+    async def _cache_segments(self, keys: Collection[str]) -> bool:
+        """With the lock held: list the audience's segments into the cache unless every tag key
+        of ``keys`` is in it already. False when the audience does not exist."""
+        if not set(keys) - self._segments.keys():
+            return True
         listed = await list_segments(self.request, self._audience)
-        self._audience_seen = self._audience_seen or listed is not None
-        return listed
+        if listed is None:
+            return False
+        self._audience_seen = True
+        self._segments.update(listed)
+        return True
 
     async def _create_segment(self, tag: str) -> int:
         path = f"/3.0/lists/{self._audience}/segments"
@@ -361,11 +365,8 @@ class MailchimpAdapter(HttpAdapter):
         lists = f"/3.0/lists/{self._audience}/segments"
         key = str(options["tag"]).casefold()
         async with self._segments_lock:
-            if key not in self._segments:
-                listed = await self._list_segments()
-                if listed is None:
-                    raise self.crm_error("GET", lists, 404, self._no_audience(), transient=False)
-                self._segments.update(listed)
+            if not await self._cache_segments([key]):
+                raise self.crm_error("GET", lists, 404, self._no_audience(), transient=False)
             segment = self._segments.get(key)
         offset = 0
         while segment is not None:

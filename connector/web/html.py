@@ -6,9 +6,9 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
 from connector.redact import mask_emails_in
+from connector.status_view import when as text_when
 
 _CSS = """
 *{box-sizing:border-box}body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
@@ -39,7 +39,7 @@ def answer(text: str | None) -> str:
 def when(epoch: float | None) -> str:
     if not epoch:
         return "never"
-    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    stamp = text_when(epoch)  # the CLI's format, so page and terminal read alike
     return f'<time datetime="{esc(stamp)}">{esc(stamp)}</time> <span class="muted">({esc(ago(epoch))})</span>'
 
 
